@@ -1,0 +1,210 @@
+"""Load a dataset into memory as uint8 arrays, with a cache keyed by source and preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..images import ImageDecodeError, open_image, pil_to_array
+from ..labels import CONTEMPT, EXPRESSIONS, canonical_label
+from .readers import DatasetError, FileTree, RawSample, Skipped, iter_samples
+
+CACHE_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+def cache_dir() -> str:
+    """Where decoded datasets and downloaded models live ($EMOSCOPE_CACHE or ~/.cache/emoscope)."""
+    return os.environ.get("EMOSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emoscope")
+
+
+@dataclass
+class Dataset:
+    """A whole dataset in memory. `images` is uint8 (N, H, W) for gray or (N, H, W, 3) RGB."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    ids: np.ndarray
+    classes: list[str]
+    layout: str
+    source: str
+    orig_sizes: np.ndarray  # (N, 2) width, height before resizing
+    orig_modes: np.ndarray  # PIL mode of each source file (L, RGB, RGBA, I;16, ...)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, mask: np.ndarray) -> "Dataset":
+        return Dataset(self.images[mask], self.labels[mask], self.splits[mask], self.ids[mask],
+                       self.classes, self.layout, self.source, self.orig_sizes[mask],
+                       self.orig_modes[mask], self.skipped)
+
+    def split(self, name: str) -> "Dataset":
+        return self.select(self.splits == name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per split, per class sample counts (only splits present)."""
+        out = {}
+        for s in SPLITS:
+            lab = self.labels[self.splits == s]
+            if lab.size:
+                c = np.bincount(lab, minlength=len(self.classes))
+                out[s] = {k: int(v) for k, v in zip(self.classes, c)}
+        return out
+
+    def exclude(self, ids) -> "Dataset":
+        """Drop samples whose id is in `ids` (e.g. the audit's exclusion list)."""
+        return self.select(~np.isin(self.ids, np.asarray(list(ids), dtype=self.ids.dtype)))
+
+    def with_validation(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":
+        """Return a copy where a stratified `fraction` of train becomes 'val' (if no val exists)."""
+        if (self.splits == "val").any():
+            return self
+        idx = np.flatnonzero(self.splits == "train")
+        val_idx = stratified_holdout(self.labels[idx], fraction, seed)
+        splits = self.splits.copy()
+        splits[idx[val_idx]] = "val"
+        out = self.select(np.ones(len(self), bool))
+        out.splits = splits
+        return out
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Deterministic stratified choice of round(fraction * n_c) indices from every class c."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = int(round(fraction * members.size))
+        chosen.append(rng.permutation(members)[:k])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+def _resolve_classes(raw: list[str], source: str, skipped: list[Skipped],
+                     samples: list[RawSample]) -> tuple[list[str], dict[str, str], list[RawSample]]:
+    """Decide the class vocabulary: canonical expressions if the folders name expressions,
+    otherwise the folder names themselves (e.g. a gender set)."""
+    names = sorted(set(raw))
+    canon = {n: canonical_label(n) for n in names}
+    if not any(canon.values()):
+        return [n.lower() for n in names], {n: n.lower() for n in names}, samples
+    unknown = sorted(n for n, c in canon.items() if c is None)
+    if unknown:
+        counts = Counter(s.raw_label for s in samples if s.raw_label in unknown)
+        for n in unknown:
+            print(f"warning: {source}: class folder {n!r} ({counts[n]} files) is not an expression "
+                  f"label; skipped (known: {', '.join(EXPRESSIONS)}, {CONTEMPT})", file=sys.stderr)
+        skipped.extend(Skipped(s.id, f"unknown class {s.raw_label!r}") for s in samples if s.raw_label in unknown)
+        samples = [s for s in samples if s.raw_label not in unknown]
+    classes = list(EXPRESSIONS) + ([CONTEMPT] if CONTEMPT in canon.values() else [])
+    return classes, {n: c for n, c in canon.items() if c}, samples
+
+
+def _decode(tree: FileTree, s: RawSample, size: int, color: str) -> tuple[np.ndarray, tuple[int, int], str]:
+    if s.pixels is not None:
+        img, mode = s.pixels, "L"
+    else:
+        pil = open_image(tree.read(s.id))
+        mode = pil.mode
+        img = pil_to_array(pil, color)
+    h, w = img.shape[:2]
+    if color == "rgb" and img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if (h, w) != (size, size):
+        interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    return img, (w, h), mode
+
+
+def _progress(it, total: int, desc: str):
+    try:
+        from tqdm import tqdm
+        return tqdm(it, total=total, desc=desc, unit="img", leave=False, disable=None)
+    except ImportError:  # tqdm is a core dependency; this only guards stripped installs
+        return it
+
+
+def _build(path: str, size: int, color: str) -> Dataset:
+    tree = FileTree(path)
+    skipped: list[Skipped] = []
+    layout, it = iter_samples(tree, skipped)
+    samples = list(it)
+    if not samples:
+        raise DatasetError(f"{path}: no samples found ({len(skipped)} files skipped)")
+    classes, mapping, samples = _resolve_classes([s.raw_label for s in samples], path, skipped, samples)
+    index = {c: i for i, c in enumerate(classes)}
+    shape = (size, size) if color == "gray" else (size, size, 3)
+    images = np.empty((len(samples),) + shape, np.uint8)
+    keep = np.zeros(len(samples), bool)
+    sizes = np.zeros((len(samples), 2), np.int32)
+    modes = np.empty(len(samples), dtype=object)
+    for i, s in enumerate(_progress(samples, len(samples), f"decoding {os.path.basename(path)}")):
+        try:
+            images[i], sizes[i], modes[i] = _decode(tree, s, size, color)
+            keep[i] = True
+        except ImageDecodeError as exc:
+            skipped.append(Skipped(s.id, str(exc)))
+    labels = np.array([index[mapping[s.raw_label]] for s in samples], np.int64)
+    ds = Dataset(images[keep], labels[keep], np.array([s.split for s in samples])[keep],
+                 np.array([s.id for s in samples])[keep], classes, layout, os.path.abspath(path),
+                 sizes[keep], modes[keep].astype(str), skipped)
+    if len(ds) == 0:
+        raise DatasetError(f"{path}: no readable images ({len(skipped)} skipped)")
+    return ds
+
+
+def _cache_path(path: str, size: int, color: str) -> str:
+    key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{color}|{FileTree(path).fingerprint()}".encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), "datasets", f"{os.path.basename(path)}-{size}-{color}-{key}.npz")
+
+
+def _save(ds: Dataset, file: str) -> None:
+    os.makedirs(os.path.dirname(file), exist_ok=True)
+    meta = {"classes": ds.classes, "layout": ds.layout, "source": ds.source,
+            "skipped": [[s.id, s.reason] for s in ds.skipped]}
+    tmp = file + f".tmp{os.getpid()}.npz"
+    np.savez(tmp, images=ds.images, labels=ds.labels, splits=ds.splits, ids=ds.ids,
+             orig_sizes=ds.orig_sizes, orig_modes=ds.orig_modes, meta=np.array(json.dumps(meta)))
+    os.replace(tmp, file)
+
+
+def _load(file: str) -> Dataset:
+    with np.load(file, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return Dataset(z["images"], z["labels"], z["splits"], z["ids"], meta["classes"], meta["layout"],
+                       meta["source"], z["orig_sizes"], z["orig_modes"],
+                       [Skipped(i, r) for i, r in meta["skipped"]])
+
+
+def load_dataset(path: str, size: int = 48, color: str = "gray", cache: bool = True,
+                 verbose: bool = True) -> Dataset:
+    """Read a dataset (folder, zip or CSV; layout auto-detected), resized to size x size.
+
+    Unreadable files are skipped, reported on stderr and listed in ``Dataset.skipped``.
+    """
+    if color not in ("gray", "rgb"):
+        raise ValueError(f"color must be 'gray' or 'rgb', got {color!r}")
+    file = _cache_path(path, size, color) if cache else None
+    if file and os.path.exists(file):
+        return _load(file)
+    ds = _build(path, size, color)
+    if verbose and ds.skipped:
+        print(f"{path}: skipped {len(ds.skipped)} file(s):", file=sys.stderr)
+        for s in ds.skipped[:20]:
+            print(f"  {s.id}: {s.reason}", file=sys.stderr)
+        if len(ds.skipped) > 20:
+            print(f"  ... and {len(ds.skipped) - 20} more", file=sys.stderr)
+    if file:
+        _save(ds, file)
+    return ds

@@ -1,0 +1,47 @@
+"""Classification metrics in plain NumPy, shared by training, evaluation and the runtime.
+
+Computed from the confusion matrix so that macro-F1 can never disagree with accuracy the way a
+per-batch average would (a seed reported macro-F1 0.18 at 61% accuracy that way)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts with rows = true class, columns = predicted class."""
+    idx = np.asarray(y_true, np.int64) * num_classes + np.asarray(y_pred, np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class (0 where undefined, as scikit-learn does)."""
+    tp = np.diag(cm).astype(np.float64)
+    pred = cm.sum(0).astype(np.float64)
+    true = cm.sum(1).astype(np.float64)
+    precision = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
+    recall = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": true.astype(np.int64)}
+
+
+def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro-F1 and weighted F1."""
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    pc = per_class(cm)
+    present = pc["support"] > 0
+    total = cm.sum()
+    return {
+        "accuracy": float(np.trace(cm) / total) if total else 0.0,
+        "balanced_accuracy": float(pc["recall"][present].mean()) if present.any() else 0.0,
+        "macro_f1": float(pc["f1"][present | (cm.sum(0) > 0)].mean()) if total else 0.0,
+        "weighted_f1": float((pc["f1"] * pc["support"]).sum() / total) if total else 0.0,
+    }
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,61 @@
+"""A small timm-style model registry: every architecture registers a constructor by name."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register `fn(num_classes, in_chans, **kw)` under its function name."""
+    if fn.__name__ in _REGISTRY:
+        raise ValueError(f"model {fn.__name__!r} registered twice")
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kw) -> nn.Module:
+    """Build a registered model. Unknown names raise with the list of known ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kw)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, in_chans: int = 1, size: int = 48) -> int:
+    """Multiply-accumulates of one forward pass on a (1, in_chans, size, size) input.
+
+    Counts convolutions and linear layers, which dominate every model here.
+    """
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        nonlocal total
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        total += out.numel() * k
+
+    def linear_hook(m: nn.Linear, inp, out):
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, in_chans, size, size))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total

@@ -1,0 +1,97 @@
+"""Whole-batch augmentation as tensor ops (no per-image Python): one affine_grid/grid_sample call
+does rotation, scale, shift and flip for the batch; colour jitter and erasing are broadcast math."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    rotate: float = 15.0      # degrees, uniform +-
+    scale: float = 0.15       # zoom factor in [1 - scale, 1 + scale]
+    shift: float = 0.10       # fraction of the image side, uniform +-
+    flip: float = 0.5         # probability of a horizontal flip
+    brightness: float = 0.2   # additive, uniform +-
+    contrast: float = 0.2     # multiplicative around the image mean, in [1 - c, 1 + c]
+    erase: float = 0.25       # probability of erasing one random rectangle
+    erase_area: tuple[float, float] = (0.02, 0.15)
+    mixup: float = 0.0        # mixup alpha (0: off)
+    cutmix: float = 0.0       # cutmix alpha (0: off); if both are on, each batch picks one
+
+    def scaled(self, strength: float) -> "AugmentConfig":
+        """The same recipe with every geometric/photometric range multiplied by `strength`."""
+        return AugmentConfig(self.rotate * strength, self.scale * strength, self.shift * strength,
+                             self.flip, self.brightness * strength, self.contrast * strength,
+                             min(1.0, self.erase * strength), self.erase_area, self.mixup, self.cutmix)
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, generator=g) * (hi - lo) + lo
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> torch.Tensor:
+    """Augment a float batch (N, C, H, W) with values in [0, 1]."""
+    n = x.shape[0]
+    angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * math.pi / 180
+    zoom = _uniform(n, 1 - cfg.scale, 1 + cfg.scale, g)
+    flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
+    tx = _uniform(n, -cfg.shift, cfg.shift, g) * 2
+    ty = _uniform(n, -cfg.shift, cfg.shift, g) * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.brightness or cfg.contrast:
+        c = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g).view(n, 1, 1, 1)
+        b = _uniform(n, -cfg.brightness, cfg.brightness, g).view(n, 1, 1, 1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * c + mean + b).clamp_(0, 1)
+    if cfg.erase > 0:
+        x = random_erase(x, cfg.erase, cfg.erase_area, g)
+    return x
+
+
+def random_erase(x: torch.Tensor, p: float, area: tuple[float, float], g: torch.Generator | None) -> torch.Tensor:
+    """Fill one random rectangle per chosen image with uniform noise."""
+    n, _, h, w = x.shape
+    frac = _uniform(n, *area, g)
+    aspect = torch.exp(_uniform(n, math.log(0.3), math.log(3.3), g))
+    eh = (torch.sqrt(frac * aspect) * h).clamp(1, h)
+    ew = (torch.sqrt(frac / aspect) * w).clamp(1, w)
+    y0 = torch.rand(n, generator=g) * (h - eh)
+    x0 = torch.rand(n, generator=g) * (w - ew)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    mask = ((rows >= y0.view(n, 1, 1)) & (rows < (y0 + eh).view(n, 1, 1))
+            & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ew).view(n, 1, 1)))
+    mask &= (torch.rand(n, generator=g) < p).view(n, 1, 1)
+    noise = torch.rand(x.shape, generator=g, dtype=x.dtype)
+    return torch.where(mask.unsqueeze(1), noise, x)
+
+
+def mix(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: AugmentConfig,
+        g: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix with one Beta-drawn ratio per batch; returns images and soft targets."""
+    target = F.one_hot(y, num_classes).float()
+    use_cutmix = cfg.cutmix > 0 and (cfg.mixup <= 0 or torch.rand(1, generator=g).item() < 0.5)
+    alpha = cfg.cutmix if use_cutmix else cfg.mixup
+    if alpha <= 0:
+        return x, target
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(x.shape[0], generator=g)
+    if use_cutmix:
+        h, w = x.shape[2:]
+        ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        cy, cx = torch.randint(h, (1,), generator=g).item(), torch.randint(w, (1,), generator=g).item()
+        y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    else:
+        x = lam * x + (1 - lam) * x[perm]
+    return x, lam * target + (1 - lam) * target[perm]

@@ -1,0 +1,73 @@
+"""Typed training configuration; every run writes its resolved copy as config.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/default"
+    model: str = "resnet_fer_s"
+    model_kwargs: dict = field(default_factory=dict)
+    img_size: int = 48
+    color: str = "gray"                  # gray | rgb
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"               # sgd (Nesterov) | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"           # onecycle | cosine | plateau
+    warmup_epochs: float = 1.0           # cosine only
+    plateau_patience: int = 3
+    label_smoothing: float = 0.1
+    balance: str = "none"                # none | weights (class-weighted loss) | sampler
+    ema: float = 0.999                   # EMA decay of weights; 0 disables
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
+    exclude: str = ""                    # file of sample ids to drop (the audit's exclusion list)
+    monitor: str = "val_acc"             # val_acc | val_f1: picks best.pt
+    early_stop: int = 0                  # patience in epochs; 0 disables
+    seed: int = 0
+    threads: int = 0                     # 0: all cores
+    bf16: bool = True                    # bf16 autocast on CPU (AMP fp16 on CUDA)
+    channels_last: bool = True
+    device: str = "auto"                 # auto | cpu | cuda
+
+    def save(self, path: str) -> None:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f, indent=2)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if isinstance(d.get("augment"), dict):
+            aug_known = {f.name for f in fields(AugmentConfig)}
+            bad = set(d["augment"]) - aug_known
+            if bad:
+                raise ValueError(f"unknown augment keys: {', '.join(sorted(bad))}")
+            a = dict(d["augment"])
+            if "erase_area" in a:
+                a["erase_area"] = tuple(a["erase_area"])
+            d["augment"] = AugmentConfig(**a)
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str) -> "TrainConfig":
+        """Read a JSON or TOML config file."""
+        with open(path, "rb") as f:
+            d = tomllib.load(f) if path.endswith(".toml") else json.load(f)
+        return cls.from_dict(d)

@@ -1,0 +1,332 @@
+"""The trainer: whole dataset in memory as uint8, batched tensor augmentation, bf16 autocast and
+channels_last on CPU, EMA weights, atomic per-epoch checkpoints and exact resume, optional DDP."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from .. import metrics
+from ..data import Dataset, load_dataset
+from ..models import count_flops, count_params, create_model
+from .augment import augment, mix
+from .config import TrainConfig
+
+NORM_MEAN, NORM_STD = 0.5, 0.5  # applied after scaling pixels to [0, 1]; recorded in exports
+
+
+def to_input(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, H, W) in [0, 1]."""
+    t = torch.as_tensor(images_u8)
+    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+    return t.float().div_(255.0)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - NORM_MEAN) / NORM_STD
+
+
+def atomic_save(obj, path: str) -> None:
+    """Write then rename, so a kill mid-write never leaves a broken checkpoint."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class EMA:
+    """Exponential moving average of a model's weights (buffers copied as they are)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        self.updates = 0
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_p = [p for p in self.module.parameters()]
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - d)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, channels_last: bool = True,
+                   bf16: bool = True, device: str = "cpu", flip: bool = False) -> np.ndarray:
+    """Logits for uint8 images in eval mode (optionally averaged with the horizontal flip)."""
+    model.eval()
+    out = []
+    for i in range(0, len(images_u8), batch):
+        x = normalize(to_input(images_u8[i:i + batch])).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if bf16 else nullcontext()
+        with ctx:
+            logits = model(x).float()
+            if flip:
+                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+        out.append(logits.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+class Trainer:
+    """Train one model on one dataset per a TrainConfig; `fit()` resumes from `out/last.pt`."""
+
+    def __init__(self, cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.rank, self.world = _dist_info()
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.img_size, cfg.color, verbose=self.is_main)
+        if cfg.exclude:
+            with open(cfg.exclude) as f:
+                ds = ds.exclude(line.strip() for line in f if line.strip() and not line.startswith("#"))
+        ds = ds.with_validation(cfg.val_split, cfg.seed)
+        self.classes = ds.classes
+        self.train_set, self.val_set = ds.split("train"), ds.split("val")
+        if len(self.train_set) == 0 or len(self.val_set) == 0:
+            raise ValueError(f"need train and val samples, have {len(self.train_set)} and {len(self.val_set)}")
+        self.in_chans = 1 if cfg.color == "gray" else 3
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.model, len(self.classes), self.in_chans, **cfg.model_kwargs).to(self.device)
+        self.params = count_params(self.model)
+        self.flops = count_flops(self.model, self.in_chans, cfg.img_size)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
+        self.net = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.model)
+        self.steps_per_epoch = max(1, len(self.train_set) // (cfg.batch_size * self.world))
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        counts = np.bincount(self.train_set.labels, minlength=len(self.classes)).astype(np.float64)
+        self.class_counts = counts
+        w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        self.loss_weight = torch.tensor(w, dtype=torch.float32, device=self.device) if cfg.balance == "weights" else None
+        self.history: list[dict] = []
+        self.best = -math.inf
+        self.bad_epochs = 0
+        self.start_epoch = 0
+        self.train_seconds = 0.0
+        self.train_u8 = torch.from_numpy(self.train_set.images)
+        self.train_y = torch.from_numpy(self.train_set.labels)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=cfg.lr)
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (sgd, adamw)")
+
+    def _make_scheduler(self):
+        cfg, total = self.cfg, self.cfg.epochs * self.steps_per_epoch
+        if cfg.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=cfg.lr, total_steps=total,
+                                                       pct_start=0.15, div_factor=20, final_div_factor=200)
+        if cfg.schedule == "cosine":
+            warm = max(1, int(cfg.warmup_epochs * self.steps_per_epoch))
+
+            def factor(step: int) -> float:
+                if step < warm:
+                    return (step + 1) / warm
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+            return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        if cfg.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="max", factor=0.5,
+                                                              patience=cfg.plateau_patience)
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (onecycle, cosine, plateau)")
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict:
+        return {
+            "epoch": epoch, "model": self.model.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema else None,
+            "ema_updates": self.ema.updates if self.ema else 0,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
+            "train_seconds": self.train_seconds, "config": asdict(self.cfg), "classes": self.classes,
+        }
+
+    def resume(self) -> bool:
+        """Load `out/last.pt` if present; returns whether training continues from it."""
+        path = os.path.join(self.cfg.out, "last.pt")
+        if not os.path.exists(path):
+            return False
+        ck = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(ck["model"])
+        if self.ema and ck["ema"] is not None:
+            self.ema.module.load_state_dict(ck["ema"])
+            self.ema.updates = ck["ema_updates"]
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.history, self.best, self.bad_epochs = ck["history"], ck["best"], ck["bad_epochs"]
+        self.train_seconds = ck["train_seconds"]
+        self.start_epoch = ck["epoch"] + 1
+        return True
+
+    def _write_history(self) -> None:
+        with open(os.path.join(self.cfg.out, "history.json.tmp"), "w") as f:
+            json.dump(self.history, f, indent=1)
+        os.replace(os.path.join(self.cfg.out, "history.json.tmp"), os.path.join(self.cfg.out, "history.json"))
+        tmp = os.path.join(self.cfg.out, "history.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(self.history[0]))
+            w.writeheader()
+            w.writerows(self.history)
+        os.replace(tmp, os.path.join(self.cfg.out, "history.csv"))
+
+    # -- training -------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng(self.cfg.seed * 100_003 + epoch)
+        n = len(self.train_set)
+        if self.cfg.balance == "sampler":
+            p = 1.0 / self.class_counts[self.train_set.labels]
+            order = rng.choice(n, size=n, replace=True, p=p / p.sum())
+        else:
+            order = rng.permutation(n)
+        per_rank = self.steps_per_epoch * self.cfg.batch_size
+        return order[self.rank * per_rank:(self.rank + 1) * per_rank]
+
+    def _autocast(self):
+        if not self.cfg.bf16:
+            return nullcontext()
+        if self.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    def _train_epoch(self, epoch: int, scaler) -> tuple[float, float]:
+        cfg = self.cfg
+        self.net.train()
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.from_numpy(self._epoch_order(epoch))
+        batches = order.split(cfg.batch_size)
+        bar = batches
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                       dynamic_ncols=True, mininterval=2.0, file=sys.stderr)
+        loss_sum, correct, seen = 0.0, 0, 0
+        num_classes = len(self.classes)
+        for idx in bar:
+            x = augment(to_input(self.train_u8[idx]), cfg.augment, g)
+            y = self.train_y[idx]
+            x, target = mix(x, y, num_classes, cfg.augment, g)
+            x = normalize(x).to(self.device, non_blocking=True)
+            target = target.to(self.device)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), target, weight=self.loss_weight,
+                                   label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(self.optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            if cfg.schedule != "plateau":
+                self.scheduler.step()
+            if self.ema:
+                self.ema.update(self.model)
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1).cpu() == y).sum())
+            seen += len(idx)
+            if self.progress:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        model = self.ema.module if self.ema else self.model
+        logits = predict_logits(model, images, channels_last=self.cfg.channels_last, bf16=self.cfg.bf16,
+                                device=self.device)
+        loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
+        s = metrics.summary(labels, logits.argmax(1), len(self.classes))
+        return {"loss": loss, "acc": s["accuracy"], "f1": s["macro_f1"]}
+
+    def fit(self, resume: bool = False) -> list[dict]:
+        cfg = self.cfg
+        if self.is_main:
+            os.makedirs(cfg.out, exist_ok=True)
+        if resume and self.resume() and self.is_main:
+            print(f"resumed {cfg.out} at epoch {self.start_epoch + 1}", file=sys.stderr)
+        elif not resume and os.path.exists(os.path.join(cfg.out, "last.pt")):
+            raise FileExistsError(f"{cfg.out} already holds a run; pass --resume to continue it or pick another --out")
+        if self.is_main:
+            cfg.save(os.path.join(cfg.out, "config.json"))
+            print(f"{cfg.model}: {self.params / 1e6:.2f}M params, {self.flops / 1e6:.0f}M MACs; "
+                  f"train {len(self.train_set)}, val {len(self.val_set)}, device {self.device}, "
+                  f"world {self.world}", file=sys.stderr)
+        scaler = torch.amp.GradScaler("cuda") if self.device.startswith("cuda") and cfg.bf16 else None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.time()
+            train_loss, train_acc = self._train_epoch(epoch, scaler)
+            seconds = time.time() - t0
+            val = self.evaluate(self.val_set.images, self.val_set.labels)
+            self.train_seconds += seconds
+            row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
+                   "val_loss": round(val["loss"], 5), "val_acc": round(val["acc"], 5), "val_f1": round(val["f1"], 5),
+                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
+                   "images_per_second": round(self.steps_per_epoch * cfg.batch_size * self.world / seconds, 1)}
+            self.history.append(row)
+            score = row[cfg.monitor]
+            if cfg.schedule == "plateau":
+                self.scheduler.step(score)
+            improved = score > self.best
+            self.best = max(self.best, score)
+            self.bad_epochs = 0 if improved else self.bad_epochs + 1
+            if self.is_main:
+                state = self._state(epoch)
+                if improved:
+                    atomic_save({k: state[k] for k in ("epoch", "model", "ema", "config", "classes", "history")},
+                                os.path.join(cfg.out, "best.pt"))
+                atomic_save(state, os.path.join(cfg.out, "last.pt"))
+                self._write_history()
+                print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
+                      f"val_acc {val['acc']:.4f} val_f1 {val['f1']:.4f} lr {row['lr']:.4g} "
+                      f"{seconds:.1f}s{' *' if improved else ''}", file=sys.stderr, flush=True)
+            if cfg.early_stop and self.bad_epochs >= cfg.early_stop:
+                if self.is_main:
+                    print(f"early stop: {cfg.monitor} did not improve for {cfg.early_stop} epochs", file=sys.stderr)
+                break
+        if self.is_main:
+            summary = {"model": cfg.model, "params": self.params, "macs": self.flops, "epochs": len(self.history),
+                       "best_" + cfg.monitor: self.best, "train_seconds": round(self.train_seconds, 1),
+                       "classes": self.classes}
+            with open(os.path.join(cfg.out, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=2)
+        return self.history
