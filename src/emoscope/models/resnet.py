@@ -18,7 +18,6 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv_bn(cin, cout, stride)
         self.conv2 = conv_bn(cout, cout)
-        nn.init.zeros_(self.conv2[1].weight)  # each block starts as identity: stabler high-lr training
         self.short = conv_bn(cin, cout, stride, k=1) if stride != 1 or cin != cout else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 

@@ -1,7 +1,7 @@
-"""Training engine: config, batched augmentation, the Trainer."""
+"""Training engine: typed config, batched augmentation (`augment`), the `Trainer` (`trainer`).
 
-from .augment import AugmentConfig, augment
-from .config import TrainConfig
-from .trainer import Trainer, predict_logits
+Only the torch-free config is imported here, so the CLI can describe `train` without torch."""
 
-__all__ = ["AugmentConfig", "TrainConfig", "Trainer", "augment", "predict_logits"]
+from .config import AugmentConfig, TrainConfig
+
+__all__ = ["AugmentConfig", "TrainConfig"]

@@ -7,7 +7,25 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 
-from .augment import AugmentConfig
+
+@dataclass
+class AugmentConfig:
+    rotate: float = 15.0      # degrees, uniform +-
+    scale: float = 0.15       # zoom factor in [1 - scale, 1 + scale]
+    shift: float = 0.10       # fraction of the image side, uniform +-
+    flip: float = 0.5         # probability of a horizontal flip
+    brightness: float = 0.2   # additive, uniform +-
+    contrast: float = 0.2     # multiplicative around the image mean, in [1 - c, 1 + c]
+    erase: float = 0.25       # probability of erasing one random rectangle
+    erase_area: tuple[float, float] = (0.02, 0.15)
+    mixup: float = 0.0        # mixup alpha (0: off)
+    cutmix: float = 0.0       # cutmix alpha (0: off); if both are on, each batch picks one
+
+    def scaled(self, strength: float) -> "AugmentConfig":
+        """The same recipe with every geometric/photometric range multiplied by `strength`."""
+        return AugmentConfig(self.rotate * strength, self.scale * strength, self.shift * strength,
+                             self.flip, self.brightness * strength, self.contrast * strength,
+                             min(1.0, self.erase * strength), self.erase_area, self.mixup, self.cutmix)
 
 
 @dataclass

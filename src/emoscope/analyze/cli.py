@@ -1,0 +1,201 @@
+"""`emoscope analyze` and `emoscope webcam`."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import warnings
+
+import cv2
+import pandas as pd
+
+from ..images import ImageDecodeError
+from ..report import png_tag, table, write_html
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"}
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="expression ONNX model (default: the embedded one)")
+    p.add_argument("--detector", default="yunet", choices=["yunet", "full-frame"],
+                   help="face detector; full-frame treats each image as one face crop")
+    p.add_argument("--detector-model", help="YuNet ONNX path (else $EMOSCOPE_YUNET_MODEL, cache, download)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: default)")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored face (slower, a bit more accurate)")
+    p.add_argument("--align", action="store_true", help="rotate faces upright using the eye landmarks")
+    p.add_argument("--gender", action="store_true", help="also estimate apparent gender (see the model card)")
+    p.add_argument("--max-faces", type=int, help="keep at most K faces per image/frame (largest scores)")
+
+
+def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="image, folder, video, or glob pattern")
+    p.add_argument("--out", default="emoscope-out", help="output folder (default: emoscope-out)")
+    p.add_argument("--format", default="json", choices=["json", "csv", "parquet"], help="per-face results format")
+    p.add_argument("--annotate", action="store_true", help="write annotated images / videos")
+    p.add_argument("--every", type=int, default=1, help="analyse every N-th video frame")
+    add_common(p)
+
+
+def make_analyzer(args):
+    from .analyzer import Analyzer
+    return Analyzer(args.model, args.detector, args.detector_model, args.threads, args.tta, args.align,
+                    args.gender, args.max_faces)
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    files: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, dirs, names in os.walk(item):
+                dirs.sort()
+                files += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            matched = sorted(glob.glob(item, recursive=True))
+            if not matched:
+                print(f"warning: {item}: no such file, folder or matching glob", file=sys.stderr)
+            files += [m for m in matched if os.path.isfile(m)]
+    return files
+
+
+def write_table(df: pd.DataFrame, stem: str, fmt: str) -> str:
+    if fmt == "csv":
+        df.to_csv(stem + ".csv", index=False)
+        return stem + ".csv"
+    if fmt == "parquet":
+        df.to_parquet(stem + ".parquet", index=False)
+        return stem + ".parquet"
+    df.to_json(stem + ".json", orient="records", indent=1)
+    return stem + ".json"
+
+
+def analyze_video(analyzer, path: str, args) -> dict:
+    stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
+    writer = None
+
+    def on_frame(index, t, frame, faces):
+        nonlocal writer
+        if not args.annotate:
+            return
+        from .annotate import draw_faces
+        if writer is None:
+            cap = cv2.VideoCapture(path)
+            fps = (cap.get(cv2.CAP_PROP_FPS) or 30.0) / args.every
+            cap.release()
+            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (frame.shape[1], frame.shape[0]))
+        writer.write(draw_faces(frame, faces))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tl = analyzer.analyze_video(path, every=args.every, on_frame=on_frame)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if writer is not None:
+        writer.release()
+    tl.to_csv(stem + ".timeline.csv", index=False)
+    if args.format != "csv":
+        write_table(pd.DataFrame(tl), stem + ".timeline", args.format)
+    summary = tl.summary()
+    summary.to_csv(stem + ".summary.csv", index=False)
+    plot = stem + ".timeline.png"
+    tl.plot(plot)
+    write_html(stem + ".report.html", f"emoscope: {os.path.basename(path)}", [
+        ("Summary per person", table(summary) if len(summary) else "<p>No faces found.</p>"),
+        ("Expressions over time", png_tag(plot, "expression timeline")),
+        ("Files", f"<p>Timeline: <code>{os.path.basename(stem)}.timeline.csv</code> "
+                  f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces)</p>"),
+    ])
+    return {"file": path, "kind": "video", "rows": len(tl), "people": int(summary.shape[0]),
+            "timeline": stem + ".timeline.csv", "report": stem + ".report.html"}
+
+
+def run_analyze(args) -> int:
+    from tqdm import tqdm
+
+    from .analyzer import to_bgr
+    from .annotate import draw_faces
+    files = expand_inputs(args.inputs)
+    if not files:
+        print("emoscope analyze: nothing to analyse", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    analyzer = make_analyzer(args)
+    images = [f for f in files if os.path.splitext(f)[1].lower() not in VIDEO_EXTS]
+    videos = [f for f in files if os.path.splitext(f)[1].lower() in VIDEO_EXTS]
+    rows, per_file, skipped = [], [], []
+    for path in tqdm(images, desc="images", unit="img", disable=None if len(images) > 1 else True, file=sys.stderr):
+        try:
+            img = to_bgr(path)
+        except (ImageDecodeError, OSError) as exc:
+            skipped.append({"file": path, "reason": str(exc)})
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
+        faces = analyzer.analyze(img)
+        per_file.append({"file": path, "faces": [f.to_dict() for f in faces]})
+        for i, f in enumerate(faces):
+            rows.append({"file": path, "face": i, "x": f.box[0], "y": f.box[1], "w": f.box[2], "h": f.box[3],
+                         "score": f.score, "label": f.label, **f.probs, "valence": f.valence,
+                         "valence_score": f.valence_score,
+                         **({"gender": max(f.gender, key=f.gender.get)} if f.gender else {})})
+        if args.annotate:
+            name = os.path.splitext(os.path.basename(path))[0] + ".annotated.jpg"
+            cv2.imwrite(os.path.join(args.out, name), draw_faces(img, faces))
+    outputs = {}
+    if images:
+        if args.format == "json":
+            with open(os.path.join(args.out, "results.json"), "w") as f:
+                json.dump({"files": per_file, "skipped": skipped, "classes": analyzer.classes}, f, indent=1)
+            outputs["results"] = os.path.join(args.out, "results.json")
+        else:
+            outputs["results"] = write_table(pd.DataFrame(rows), os.path.join(args.out, "results"), args.format)
+    video_results = [analyze_video(analyzer, v, args) for v in videos]
+    n_faces = sum(len(p["faces"]) for p in per_file)
+    print(json.dumps({"images": len(per_file), "faces": n_faces, "skipped": skipped, "videos": video_results,
+                      **outputs}, indent=1))
+    return 0
+
+
+def add_webcam_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
+    p.add_argument("--no-window", action="store_true", help="run headless (print per-frame results)")
+    p.add_argument("--record", help="write the timeline CSV here when the stream ends")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    add_common(p)
+
+
+def run_webcam(args) -> int:
+    from .annotate import draw_faces
+    from .timeline import Timeline
+    analyzer = make_analyzer(args)
+    rows, t_last, fps = [], time.perf_counter(), 0.0
+    window = not args.no_window
+    try:
+        for index, t, frame, faces in analyzer.iter_video(args.source, max_frames=args.max_frames, progress=False):
+            now = time.perf_counter()
+            fps = 0.9 * fps + 0.1 / max(now - t_last, 1e-6) if fps else 1 / max(now - t_last, 1e-6)
+            t_last = now
+            rows.extend(Timeline.row(index, t, f) for f in faces)
+            if window:
+                try:
+                    cv2.imshow("emoscope", draw_faces(frame, faces, fps=fps))
+                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                        break
+                except cv2.error:
+                    print("no display support in this OpenCV build (headless); continuing with --no-window",
+                          file=sys.stderr)
+                    window = False
+            else:
+                print(json.dumps({"frame": index, "fps": round(fps, 1),
+                                  "faces": [{"track": f.track_id, "label": f.label, "box": list(f.box)} for f in faces]}))
+    except KeyboardInterrupt:
+        pass
+    if args.record:
+        Timeline.from_rows(rows, analyzer.classes, 30.0).to_csv(args.record, index=False)
+        print(f"timeline written to {args.record}", file=sys.stderr)
+    return 0

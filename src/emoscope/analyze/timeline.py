@@ -1,0 +1,89 @@
+"""`Timeline`: a pandas DataFrame of per-frame, per-face results, with per-person summaries and plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .face import Face
+
+BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
+
+
+class Timeline(pd.DataFrame):
+    """Rows: frame, time (s), track (person id), box, detector score, one column per class
+    probability (smoothed over time within a track), label, valence, valence_score."""
+
+    _metadata = ["classes", "fps"]
+
+    @property
+    def _constructor(self):
+        return Timeline
+
+    @staticmethod
+    def row(frame: int, time: float, face: Face) -> dict:
+        x, y, w, h = face.box
+        return {"frame": frame, "time": round(time, 4), "track": face.track_id, "x": x, "y": y, "w": w, "h": h,
+                "score": face.score, **face.probs, "label": face.label, "valence": face.valence,
+                "valence_score": face.valence_score}
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], classes: list[str], fps: float) -> "Timeline":
+        cols = BASE_COLUMNS + list(classes) + ["label", "valence", "valence_score"]
+        tl = cls(pd.DataFrame(rows, columns=cols))
+        tl.classes, tl.fps = list(classes), float(fps)
+        return tl
+
+    def summary(self) -> pd.DataFrame:
+        """One row per person: time on screen, dominant expression, share of analysed frames per
+        expression, mean valence, and the peak positive and negative moments."""
+        classes = self.classes
+        out = []
+        for track, g in pd.DataFrame(self).groupby("track"):
+            share = g["label"].value_counts(normalize=True)
+            mean_probs = g[classes].mean()
+            pos, neg = g["valence_score"].idxmax(), g["valence_score"].idxmin()
+            out.append({
+                "track": int(track), "frames": len(g), "first_s": float(g["time"].min()),
+                "last_s": float(g["time"].max()), "dominant": str(mean_probs.idxmax()),
+                **{f"share_{c}": round(float(share.get(c, 0.0)), 4) for c in classes},
+                "mean_valence": round(float(g["valence_score"].mean()), 4),
+                "peak_positive_s": float(g.at[pos, "time"]), "peak_positive": round(float(g.at[pos, "valence_score"]), 4),
+                "peak_negative_s": float(g.at[neg, "time"]), "peak_negative": round(float(g.at[neg, "valence_score"]), 4),
+            })
+        return pd.DataFrame(out)
+
+    def plot(self, path: str | None = None, min_frames: int = 3):
+        """Expression probabilities over time (stacked) and valence, one panel per person.
+        Saves a PNG when `path` is given; returns the matplotlib figure."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .annotate import CLASS_COLORS_RGB
+
+        df = pd.DataFrame(self)
+        counts = df["track"].value_counts()
+        tracks = sorted(counts[counts >= min_frames].index) or sorted(counts.index)
+        n = max(1, len(tracks))
+        fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
+        for ax, track in zip(axes[:, 0], tracks):
+            g = df[df["track"] == track].sort_values("time")
+            colors = [np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255 for c in self.classes]
+            ax.stackplot(g["time"], *[g[c] for c in self.classes], labels=self.classes, colors=colors, alpha=0.85)
+            ax2 = ax.twinx()
+            ax2.plot(g["time"], g["valence_score"], color="black", lw=1.4, label="valence")
+            ax2.set_ylim(-1.05, 1.05)
+            ax2.set_ylabel("valence")
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("probability")
+            ax.set_title(f"person {track}")
+        if len(tracks) == 0:
+            axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+        axes[-1, 0].set_xlabel("time (s)")
+        fig.tight_layout()
+        if path:
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig

@@ -1,0 +1,1 @@
+"""Evaluation: metrics reports, calibration, cross-dataset scoring."""

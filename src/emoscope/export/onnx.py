@@ -1,0 +1,77 @@
+"""Export a trained run to a self-describing ONNX file: logits [N, classes] with metadata that
+lets anyone preprocess correctly without our code (classes, input size, colour, mean/std, face crop,
+temperature)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import load_dataset
+from ..evaluate.calibration import fit_temperature
+from ..models import create_model
+from ..train.trainer import NORM_MEAN, NORM_STD, predict_logits
+
+# How a detected face box becomes the model input: grow the box by `margin` of its size on every
+# side, make it square around its centre, resize to input_size, and (gray models trained on FER2013,
+# whose faces are mostly histogram-equalised) equalise the histogram.
+DEFAULT_CROP = {"margin": 0.1, "square": True, "equalize": False}
+
+
+def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
+    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
+    path = os.path.join(run, "best.pt") if os.path.isdir(run) else run
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    in_chans = 1 if cfg["color"] == "gray" else 3
+    model = create_model(cfg["model"], len(ck["classes"]), in_chans, **cfg.get("model_kwargs", {}))
+    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
+    model.load_state_dict(state)
+    return model.eval(), cfg, ck["classes"]
+
+
+def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
+                crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None) -> dict:
+    """Write `out` (.onnx). If `temperature` is None it is fitted on the run's validation split.
+
+    Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model, cfg, classes = load_run_model(run, use_ema)
+    size = cfg["img_size"]
+    ds = load_dataset(cfg["data"], size, cfg["color"], verbose=False).with_validation(cfg["val_split"], cfg["seed"])
+    val = ds.split("val")
+    torch_logits = predict_logits(model, val.images, channels_last=False, bf16=False)
+    if temperature is None:
+        temperature = fit_temperature(torch_logits, val.labels)
+    in_chans = 1 if cfg["color"] == "gray" else 3
+    dummy = torch.zeros(2, in_chans, size, size)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"], opset_version=opset,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    proto = onnx.load(out)
+    meta = {
+        "classes": json.dumps(classes), "input_size": json.dumps([size, size]), "color": cfg["color"],
+        "mean": json.dumps(NORM_MEAN), "std": json.dumps(NORM_STD), "crop": json.dumps(crop or DEFAULT_CROP),
+        "temperature": json.dumps(round(float(temperature), 4)), "output": "logits",
+        "architecture": cfg["model"], "producer": "emoscope",
+    }
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra_meta or {}).items()})
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, out)
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    x = ((val.images.astype(np.float32) / 255.0 - NORM_MEAN) / NORM_STD)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    ort_logits = sess.run(None, {"input": x[:512]})[0]
+    diff = float(np.abs(ort_logits - torch_logits[:512]).max())
+    return {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
+            "opset": opset, "classes": classes}
