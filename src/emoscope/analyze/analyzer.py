@@ -77,7 +77,7 @@ class Analyzer:
         x, y, w, h = det.box
         return Face((int(round(x)), int(round(y)), int(round(w)), int(round(h))), max(p, key=p.get), p,
                     round(det.score, 4), vl, round(vs, 4),
-                    det.landmarks.round(1).tolist() if det.landmarks is not None else None, track_id,
+                    np.round(det.landmarks.astype(np.float64), 1).tolist() if det.landmarks is not None else None, track_id,
                     {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None)
 
     def analyze(self, image) -> list[Face]:

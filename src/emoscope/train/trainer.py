@@ -270,6 +270,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
+    def _sync_buffers(self) -> None:
+        """BN statistics drift apart per rank after the last forward; take rank 0's everywhere."""
+        modules = [self.model] + ([self.ema.module] if self.ema else [])
+        for m in modules:
+            for b in m.buffers():
+                dist.broadcast(b, 0)
+
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         model = self.ema.module if self.ema else self.model
         logits = predict_logits(model, images, channels_last=self.cfg.channels_last, bf16=self.cfg.bf16,
@@ -295,6 +302,8 @@ class Trainer:
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.time()
             train_loss, train_acc = self._train_epoch(epoch, scaler)
+            if self.world > 1:
+                self._sync_buffers()
             seconds = time.time() - t0
             val = self.evaluate(self.val_set.images, self.val_set.labels)
             self.train_seconds += seconds
@@ -323,6 +332,12 @@ class Trainer:
                 if self.is_main:
                     print(f"early stop: {cfg.monitor} did not improve for {cfg.early_stop} epochs", file=sys.stderr)
                 break
+        if self.world > 1:
+            # Every rank records what it ended with, so agreement across ranks can be checked.
+            checksum = float(sum(p.double().sum() for p in self.model.parameters()))
+            with open(os.path.join(cfg.out, f"rank{self.rank}.json"), "w") as f:
+                json.dump({"rank": self.rank, "world": self.world, "last": self.history[-1] if self.history else None,
+                           "param_checksum": checksum}, f)
         if self.is_main:
             summary = {"model": cfg.model, "params": self.params, "macs": self.flops, "epochs": len(self.history),
                        "best_" + cfg.monitor: self.best, "train_seconds": round(self.train_seconds, 1),

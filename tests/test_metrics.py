@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from emoscope import metrics
+from emoscope.evaluate.calibration import fit_temperature, reliability
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_sklearn_on_random_predictions(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, 500)
+    p = np.where(rng.random(500) < 0.6, y, rng.integers(0, 7, 500))
+    if seed == 2:
+        p[p == 1] = 0  # a class never predicted: precision 0 by convention
+    s = metrics.summary(y, p, 7)
+    assert s["accuracy"] == pytest.approx(skm.accuracy_score(y, p))
+    assert s["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p))
+    assert s["macro_f1"] == pytest.approx(skm.f1_score(y, p, average="macro", zero_division=0))
+    assert s["weighted_f1"] == pytest.approx(skm.f1_score(y, p, average="weighted", zero_division=0))
+    pc = metrics.per_class(metrics.confusion_matrix(y, p, 7))
+    assert np.allclose(pc["precision"], skm.precision_score(y, p, average=None, labels=range(7), zero_division=0))
+    assert np.allclose(pc["recall"], skm.recall_score(y, p, average=None, labels=range(7), zero_division=0))
+    assert np.array_equal(metrics.confusion_matrix(y, p, 7), skm.confusion_matrix(y, p, labels=range(7)))
+
+
+def test_ece_on_hand_made_cases():
+    probs = np.array([[0.9, 0.1]] * 10)
+    labels = np.array([0] * 9 + [1])
+    assert reliability(probs, labels)["ece"] == pytest.approx(0.0)   # 90% confident, 90% right
+    labels = np.array([0] * 5 + [1] * 5)
+    assert reliability(probs, labels)["ece"] == pytest.approx(0.4)   # 90% confident, 50% right
+
+
+def test_temperature_recovers_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    logits = rng.normal(0, 1, (4000, 3))
+    logits[np.arange(4000), y] += 1.0
+    t = fit_temperature(logits * 3.0, y)   # logits inflated 3x: the fitted T should undo it
+    assert t == pytest.approx(3.0, rel=0.15)

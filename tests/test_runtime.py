@@ -1,0 +1,160 @@
+"""Inference side: detector, classifier, Analyzer on real photos and video, bad input, no torch."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from emoscope.analyze import Analyzer, Tracker
+from emoscope.labels import EXPRESSIONS
+from emoscope.runtime import ModelNotFoundError, YuNetDetector, embedded_model, yunet_model
+
+
+@pytest.fixture(scope="module")
+def analyzer(request):
+    from conftest import shared_path
+    return Analyzer(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1)
+
+
+def test_embedded_model_metadata():
+    import onnxruntime as ort
+    sess = ort.InferenceSession(embedded_model("expression"), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    import json
+    assert json.loads(meta["classes"]) == list(EXPRESSIONS)
+    assert json.loads(meta["input_size"]) == [48, 48] and meta["color"] == "gray"
+    assert float(meta["temperature"]) > 0 and "margin" in json.loads(meta["crop"])
+    assert os.path.getsize(embedded_model("expression")) < 10_000_000
+
+
+def test_yunet_lookup_order(tmp_path, monkeypatch, yunet):
+    assert yunet_model(yunet) == yunet
+    monkeypatch.setenv("EMOSCOPE_YUNET_MODEL", yunet)
+    assert yunet_model() == yunet
+    monkeypatch.setenv("EMOSCOPE_YUNET_MODEL", str(tmp_path / "missing.onnx"))
+    with pytest.raises(ModelNotFoundError, match="missing.onnx"):
+        yunet_model()
+    monkeypatch.delenv("EMOSCOPE_YUNET_MODEL")
+    monkeypatch.setenv("EMOSCOPE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelNotFoundError, match="downloading is off"):
+        yunet_model(download=False)
+
+
+def test_one_and_two_faces(analyzer, samples):
+    faces = analyzer.analyze(os.path.join(samples, "facerec_obama.jpg"))
+    assert len(faces) == 1
+    f = faces[0]
+    assert set(f.probs) == set(EXPRESSIONS) and abs(sum(f.probs.values()) - 1) < 1e-3
+    assert f.label == max(f.probs, key=f.probs.get) and -1 <= f.valence_score <= 1
+    assert f.valence in ("positive", "negative", "neutral") and len(f.landmarks) == 5
+    x, y, w, h = f.box
+    assert 300 < x + w / 2 < 700 and w > 100
+    two = analyzer.analyze(os.path.join(samples, "facerec_two_people.jpg"))
+    assert len(two) == 2 and two[0].box[0] != two[1].box[0]
+
+
+def test_input_kinds_agree(analyzer, samples):
+    path = os.path.join(samples, "facerec_obama.jpg")
+    bgr = cv2.imread(path)
+    pil = Image.open(path)
+    a, b, c = analyzer.analyze(path), analyzer.analyze(bgr), analyzer.analyze(pil)
+    assert a[0].box == b[0].box == c[0].box and a[0].label == b[0].label == c[0].label
+
+
+def test_gray_rgba_16bit_and_exif_rotation(analyzer, samples, tmp_path):
+    bgr = cv2.imread(os.path.join(samples, "facerec_obama.jpg"))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    assert len(analyzer.analyze(gray)) == 1
+    assert len(analyzer.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))) == 1
+    assert len(analyzer.analyze(bgr.astype(np.uint16) * 257)) == 1
+    rgba_png = tmp_path / "rgba.png"
+    Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)).save(rgba_png)
+    assert len(analyzer.analyze(str(rgba_png))) == 1
+    # A photo stored sideways with EXIF orientation 6 (rotate 90 CW to view) must be read upright.
+    sideways = Image.fromarray(cv2.cvtColor(cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways.save(tmp_path / "exif.jpg", exif=exif)
+    faces = analyzer.analyze(str(tmp_path / "exif.jpg"))
+    assert len(faces) == 1 and faces[0].box[3] > 150
+
+
+def test_no_face_is_empty_not_error(analyzer):
+    assert analyzer.analyze(np.full((240, 320, 3), 127, np.uint8)) == []
+
+
+def test_video_tracks_are_stable(analyzer, samples):
+    tl = analyzer.analyze_video(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), every=2, progress=False)
+    assert len(tl) > 0 and set(EXPRESSIONS) <= set(tl.columns)
+    counts = tl["track"].value_counts()
+    # most detections belong to a few long-lived tracks, not one new id per frame
+    assert counts.iloc[0] >= 0.3 * tl["frame"].nunique()
+    assert tl["track"].nunique() <= max(3, 0.2 * len(tl))
+    s = tl.summary()
+    assert {"track", "dominant", "mean_valence", "peak_positive_s", "share_happy"} <= set(s.columns)
+    shares = s[[f"share_{c}" for c in EXPRESSIONS]].sum(axis=1)
+    assert np.allclose(shares, 1, atol=1e-3)
+
+
+def test_truncated_video_gives_partial_results_and_warning(analyzer, samples, tmp_path):
+    src = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    cap = cv2.VideoCapture(src)
+    fps, frames = cap.get(cv2.CAP_PROP_FPS), []
+    while len(frames) < 30:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    path = str(tmp_path / "clip.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        w.write(f)
+    w.release()
+    data = open(path, "rb").read()
+    cut = str(tmp_path / "cut.avi")
+    open(cut, "wb").write(data[: int(len(data) * 0.5)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tl = analyzer.analyze_video(cut, progress=False)
+    assert 0 < tl["frame"].max() < 29
+    assert any("truncated" in str(w.message) for w in caught)
+
+
+def test_tracker_keeps_ids_through_gaps():
+    t = Tracker(max_gap=4)
+    p = np.full((2, 7), 1 / 7)
+    ids0, _ = t.update(0, [(0, 0, 50, 50), (200, 0, 50, 50)], p)
+    ids1, _ = t.update(1, [(205, 2, 50, 50), (3, 1, 50, 50)], p)
+    assert ids1 == [ids0[1], ids0[0]]
+    ids3, _ = t.update(3, [(6, 2, 50, 50)], p[:1])          # second face missing for a while
+    ids5, _ = t.update(5, [(8, 2, 50, 50), (210, 4, 50, 50)], p)
+    assert ids3 == [ids0[0]] and ids5 == ids0
+    ids20, _ = t.update(20, [(210, 4, 50, 50)], p[:1])       # gap too long: new person
+    assert ids20[0] not in ids0
+
+
+def test_inference_side_never_imports_torch(samples, yunet):
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import emoscope\n"
+        f"a = emoscope.Analyzer(detector_model={yunet!r})\n"
+        f"faces = a.analyze({os.path.join(samples, 'facerec_obama.jpg')!r})\n"
+        "import emoscope.analyze.cli, emoscope.cli\n"
+        "emoscope.cli.build_parser()\n"
+        "assert len(faces) == 1 and 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
