@@ -39,3 +39,28 @@ def test_temperature_recovers_overconfidence():
     logits[np.arange(4000), y] += 1.0
     t = fit_temperature(logits * 3.0, y)   # logits inflated 3x: the fitted T should undo it
     assert t == pytest.approx(3.0, rel=0.15)
+
+
+def test_roc_auc_matches_sklearn_and_hand_cases():
+    from emoscope.evaluate.metrics_report import roc_curve, score
+    fpr, tpr, auc = roc_curve(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 1, 0, 0]))
+    assert auc == pytest.approx(1.0)
+    assert roc_curve(np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0]))[2] == pytest.approx(0.0)
+    assert roc_curve(np.array([0.5, 0.5, 0.5, 0.5]), np.array([1, 0, 1, 0]))[2] == pytest.approx(0.5)  # ties
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    probs = rng.dirichlet(np.ones(4), 300)
+    probs[np.arange(300), y] += 0.3
+    probs /= probs.sum(1, keepdims=True)
+    r = score(probs, y, ["a", "b", "c", "d"])
+    for i, c in enumerate("abcd"):
+        assert r["per_class"][c]["auc"] == pytest.approx(skm.roc_auc_score(y == i, probs[:, i]))
+    assert r["top2_accuracy"] == pytest.approx(skm.top_k_accuracy_score(y, probs, k=2))
+
+
+def test_label_mapping_excludes_classes_the_model_lacks():
+    from emoscope.evaluate.metrics_report import label_mapping
+    model = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    data = ["anger", "contempt", "happiness", "sadness"]
+    mapping, missing = label_mapping(model, data)
+    assert mapping == {0: 0, 2: 3, 3: 5} and missing == ["contempt"]

@@ -106,3 +106,22 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
     assert clf.meta["input_size"] == (48, 48) and clf.meta["color"] == "gray"
     probs = clf.predict(np.zeros((5, 48, 48), np.uint8))
     assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_evaluate_run_and_onnx_with_report(tiny_data, tmp_path):
+    from emoscope.evaluate.evaluator import evaluate
+    from emoscope.export import export_onnx
+    from emoscope.train.trainer import Trainer
+    cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "run"), model="cnn_small", epochs=2, batch_size=32,
+                      threads=2)
+    Trainer(cfg, progress=False).fit()
+    export_onnx(cfg.out, str(tmp_path / "m.onnx"))
+    a = evaluate(cfg.out, None, "test", out=str(tmp_path / "rep"))
+    b = evaluate(str(tmp_path / "m.onnx"), tiny_data, "test")
+    assert a["n"] == b["n"] == 180
+    assert abs(a["accuracy"] - b["accuracy"]) < 0.02  # torch fp32 vs onnxruntime: same predictions
+    for name in ("metrics.json", "report.html", "confusion.png", "roc.png", "reliability.png", "mistakes.png",
+                 "training.png"):
+        assert os.path.getsize(tmp_path / "rep" / name) > 500, name
+    flip = evaluate(str(tmp_path / "m.onnx"), tiny_data, "test", tta="flip")
+    assert flip["n"] == 180

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-chans", type=int, default=1)
     p.set_defaults(func=_lazy("export.cli", "run_models"))
 
+    p = sub.add_parser("evaluate", help="metrics, calibration and an HTML report for a run or an ONNX file",
+                       description="Score a model on a dataset split: accuracy, F1, ROC, calibration, report.")
+    from .evaluate.cli import add_arguments as add_evaluate_arguments
+    add_evaluate_arguments(p)
+    p.set_defaults(func=_lazy("evaluate.cli", "run"))
+
     p = sub.add_parser("export", help="export a run to ONNX with metadata",
                        description="Export a training run (best checkpoint, EMA weights) to ONNX.")
     p.add_argument("run", help="run folder (uses best.pt) or a checkpoint file")

@@ -65,17 +65,21 @@ class Dataset:
         """Drop samples whose id is in `ids` (e.g. the audit's exclusion list)."""
         return self.select(~np.isin(self.ids, np.asarray(list(ids), dtype=self.ids.dtype)))
 
-    def with_validation(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":
-        """Return a copy where a stratified `fraction` of train becomes 'val' (if no val exists)."""
-        if (self.splits == "val").any():
+    def with_holdout(self, name: str, fraction: float, seed: int = 0) -> "Dataset":
+        """Return a copy where a stratified, seeded `fraction` of train becomes split `name`
+        ('val' or 'test'), unless the data already has that split or `fraction` is 0."""
+        if fraction <= 0 or (self.splits == name).any():
             return self
         idx = np.flatnonzero(self.splits == "train")
-        val_idx = stratified_holdout(self.labels[idx], fraction, seed)
-        splits = self.splits.copy()
-        splits[idx[val_idx]] = "val"
+        chosen = stratified_holdout(self.labels[idx], fraction, seed)
         out = self.select(np.ones(len(self), bool))
-        out.splits = splits
+        out.splits = self.splits.copy()
+        out.splits[idx[chosen]] = name
         return out
+
+    def with_validation(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":
+        """A stratified validation split carved from train (if the data has none)."""
+        return self.with_holdout("val", fraction, seed)
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Export trained runs to ONNX with the metadata the runtime (and anyone else) needs."""
 
-from .onnx import export_onnx, load_run_model
+from .onnx import export_onnx
 
-__all__ = ["export_onnx", "load_run_model"]
+__all__ = ["export_onnx"]

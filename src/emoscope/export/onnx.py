@@ -9,29 +9,16 @@ import os
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..data import load_dataset
 from ..evaluate.calibration import fit_temperature
-from ..models import create_model
-from ..train.trainer import NORM_MEAN, NORM_STD, predict_logits
+from ..train.config import TrainConfig
+from ..train.trainer import NORM_MEAN, NORM_STD, holdout_splits, load_run_model, predict_logits
 
 # How a detected face box becomes the model input: grow the box by `margin` of its size on every
 # side, make it square around its centre, resize to input_size, and (gray models trained on FER2013,
 # whose faces are mostly histogram-equalised) equalise the histogram.
 DEFAULT_CROP = {"margin": 0.1, "square": True, "equalize": False}
-
-
-def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
-    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
-    path = os.path.join(run, "best.pt") if os.path.isdir(run) else run
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    in_chans = 1 if cfg["color"] == "gray" else 3
-    model = create_model(cfg["model"], len(ck["classes"]), in_chans, **cfg.get("model_kwargs", {}))
-    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
-    model.load_state_dict(state)
-    return model.eval(), cfg, ck["classes"]
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
@@ -45,7 +32,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
 
     model, cfg, classes = load_run_model(run, use_ema)
     size = cfg["img_size"]
-    ds = load_dataset(cfg["data"], size, cfg["color"], verbose=False).with_validation(cfg["val_split"], cfg["seed"])
+    ds = holdout_splits(load_dataset(cfg["data"], size, cfg["color"], verbose=False), TrainConfig.from_dict(cfg))
     val = ds.split("val")
     torch_logits = predict_logits(model, val.images, channels_last=False, bf16=False)
     if temperature is None:
@@ -61,6 +48,8 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
         "mean": json.dumps(NORM_MEAN), "std": json.dumps(NORM_STD), "crop": json.dumps(crop or DEFAULT_CROP),
         "temperature": json.dumps(round(float(temperature), 4)), "output": "logits",
         "architecture": cfg["model"], "producer": "emoscope",
+        "holdout": json.dumps({"val_split": cfg["val_split"], "test_split": cfg.get("test_split", 0.0),
+                               "seed": cfg["seed"]}),
     }
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra_meta or {}).items()})
     del proto.metadata_props[:]

@@ -9,7 +9,7 @@ from .config import TrainConfig
 
 FLAGS = ("data", "out", "model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
          "label_smoothing", "balance", "ema", "color", "img_size", "seed", "threads", "exclude", "monitor",
-         "early_stop", "val_split", "device")
+         "early_stop", "val_split", "test_split", "device")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", help="file with sample ids to leave out (from `emoscope data audit`)")
     p.add_argument("--monitor", choices=["val_acc", "val_f1"])
     p.add_argument("--early-stop", dest="early_stop", type=int, help="patience in epochs (0: off)")
-    p.add_argument("--val-split", dest="val_split", type=float)
+    p.add_argument("--val-split", dest="val_split", type=float, help="validation fraction carved from train")
+    p.add_argument("--test-split", dest="test_split", type=float, help="held-out test fraction carved from train")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
     p.add_argument("--no-channels-last", action="store_true")

@@ -50,6 +50,7 @@ class TrainConfig:
     ema: float = 0.999                   # EMA decay of weights; 0 disables
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
+    test_split: float = 0.0              # likewise a held-out test split (carved first, never trained on)
     exclude: str = ""                    # file of sample ids to drop (the audit's exclusion list)
     monitor: str = "val_acc"             # val_acc | val_f1: picks best.pt
     early_stop: int = 0                  # patience in epochs; 0 disables

@@ -39,6 +39,11 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - NORM_MEAN) / NORM_STD
 
 
+def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
+    """Carve the configured test and validation splits from train (seeded, stratified)."""
+    return ds.with_holdout("test", cfg.test_split, cfg.seed + 1).with_holdout("val", cfg.val_split, cfg.seed)
+
+
 def atomic_save(obj, path: str) -> None:
     """Write then rename, so a kill mid-write never leaves a broken checkpoint."""
     tmp = f"{path}.tmp{os.getpid()}"
@@ -91,6 +96,18 @@ def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, ch
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
+    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
+    path = os.path.join(run, "best.pt") if os.path.isdir(run) else run
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    in_chans = 1 if cfg["color"] == "gray" else 3
+    model = create_model(cfg["model"], len(ck["classes"]), in_chans, **cfg.get("model_kwargs", {}))
+    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
+    model.load_state_dict(state)
+    return model.eval(), cfg, ck["classes"]
+
+
 class Trainer:
     """Train one model on one dataset per a TrainConfig; `fit()` resumes from `out/last.pt`."""
 
@@ -106,7 +123,7 @@ class Trainer:
         if cfg.exclude:
             with open(cfg.exclude) as f:
                 ds = ds.exclude(line.strip() for line in f if line.strip() and not line.startswith("#"))
-        ds = ds.with_validation(cfg.val_split, cfg.seed)
+        ds = holdout_splits(ds, cfg)
         self.classes = ds.classes
         self.train_set, self.val_set = ds.split("train"), ds.split("val")
         if len(self.train_set) == 0 or len(self.val_set) == 0:

@@ -1,0 +1,29 @@
+"""`emoscope evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="run folder (best.pt) or an ONNX file")
+    p.add_argument("--data", help="dataset (default: the run's training data)")
+    p.add_argument("--split", default="test", help="train | val | test | all (default test)")
+    p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
+    p.add_argument("--out", help="folder for metrics.json and report.html")
+    p.add_argument("--threads", type=int, default=0)
+
+
+def run(args) -> int:
+    from .evaluator import evaluate
+    try:
+        r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads)
+    except ValueError as exc:
+        raise SystemExit(f"emoscope evaluate: {exc}")
+    keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",
+            "temperature", "images_per_second", "excluded_classes")
+    out = {k: r[k] for k in keys}
+    out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
+    print(json.dumps(out, indent=1))
+    return 0

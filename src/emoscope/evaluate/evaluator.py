@@ -1,0 +1,121 @@
+"""`evaluate`: score a run folder (torch) or any conforming ONNX file on a dataset split, the way
+an outside scorer would: each whole image resized to the model's input size and normalised by its
+metadata, optionally averaged with its mirror image. Writes metrics.json and an HTML report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from ..data import load_dataset
+from ..data.dataset import Dataset
+from ..metrics import softmax
+from ..report import png_tag, write_html
+from . import plots
+from .calibration import fit_temperature, reliability
+from .metrics_report import label_mapping, score
+
+
+class Scorer:
+    """Logits for uint8 images, from an ONNX file or a training run."""
+
+    def __init__(self, model: str, tta: str = "none", threads: int = 0):
+        self.path, self.tta = model, tta
+        self.history = None
+        if model.endswith(".onnx"):
+            from ..runtime import ExpressionClassifier
+            self.clf = ExpressionClassifier(model, threads, flip_tta=tta == "flip")
+            meta = self.clf.meta
+            self.classes, self.size, self.color = meta["classes"], meta["input_size"][0], meta["color"]
+            self.temperature = meta["temperature"]
+            self.holdout = json.loads(meta["raw"].get("holdout", "{}"))
+            self.data_hint = None
+        else:
+            from ..train.trainer import load_run_model
+            self.model, cfg, self.classes = load_run_model(model)
+            self.size, self.color, self.temperature = cfg["img_size"], cfg["color"], None
+            self.holdout = {"val_split": cfg["val_split"], "test_split": cfg.get("test_split", 0.0), "seed": cfg["seed"]}
+            self.data_hint = cfg["data"]
+            hist = os.path.join(model, "history.json") if os.path.isdir(model) else None
+            if hist and os.path.exists(hist):
+                with open(hist) as f:
+                    self.history = json.load(f)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        if hasattr(self, "clf"):
+            return self.clf.logits(images)
+        from ..train.trainer import predict_logits
+        return predict_logits(self.model, images, channels_last=False, bf16=False, flip=self.tta == "flip")
+
+    def splits(self, ds: Dataset) -> Dataset:
+        h = self.holdout or {}
+        ds = ds.with_holdout("test", h.get("test_split", 0.0), h.get("seed", 0) + 1)
+        return ds.with_holdout("val", h.get("val_split", 0.0), h.get("seed", 0))
+
+
+def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,
+             threads: int = 0) -> dict:
+    scorer = Scorer(model, tta, threads)
+    data = data or scorer.data_hint
+    if not data:
+        raise ValueError("give --data: the ONNX file does not say which dataset it was trained on")
+    ds = scorer.splits(load_dataset(data, scorer.size, scorer.color, verbose=False))
+    available = sorted(set(ds.splits.tolist()))
+    part = ds if split == "all" else ds.split(split)
+    if len(part) == 0:
+        raise ValueError(f"{data} has no '{split}' split (has: {', '.join(available)}; or use --split all)")
+    mapping, missing = label_mapping(scorer.classes, ds.classes)
+    keep = np.isin(part.labels, list(mapping))
+    excluded = {c: int((part.labels == ds.classes.index(c)).sum()) for c in missing}
+    part = part.select(keep)
+    labels = np.array([mapping[j] for j in part.labels], np.int64)
+    t0 = time.perf_counter()
+    logits = scorer.logits(part.images)
+    seconds = time.perf_counter() - t0
+    temperature = scorer.temperature
+    if temperature is None:  # a run folder: fit T on its validation split, as export does
+        val = ds.split("val").select(np.isin(ds.split("val").labels, list(mapping)))
+        temperature = fit_temperature(scorer.logits(val.images), np.array([mapping[j] for j in val.labels]))
+    probs = softmax(logits, temperature)
+    result = score(probs, labels, scorer.classes)
+    result["ece_uncalibrated"] = reliability(softmax(logits, 1.0), labels)["ece"]
+    result.update({"model": model, "data": data, "split": split, "tta": tta, "temperature": temperature,
+                   "images_per_second": round(len(labels) / seconds, 1), "excluded_classes": excluded,
+                   "classes": scorer.classes})
+    if out:
+        write_report(result, part.images, labels, probs, scorer, out)
+    return result
+
+
+def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    classes = scorer.classes
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(public, f, indent=1)
+    figs = [("Confusion matrix", plots.confusion(np.array(result["confusion_matrix"]), classes,
+                                                 os.path.join(out, "confusion.png"))),
+            ("ROC (one-vs-rest)", plots.roc(result["_roc"], os.path.join(out, "roc.png"))),
+            ("Calibration", plots.reliability(result["_reliability"], os.path.join(out, "reliability.png"),
+                                              result["temperature"])),
+            ("Most confident mistakes", plots.mistakes(images, labels, probs, classes, os.path.join(out, "mistakes.png")))]
+    if scorer.history:
+        figs.insert(0, ("Training curves", plots.training_curves(scorer.history, os.path.join(out, "training.png"))))
+    rows = "".join(f"<tr><th>{c}</th><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td>"
+                   f"<td>{m['auc']:.3f}</td><td>{m['support']}</td></tr>" for c, m in result["per_class"].items())
+    head = (f"<p>Model <code>{result['model']}</code> on <code>{result['data']}</code>, split "
+            f"<b>{result['split']}</b> ({result['n']:,} images), TTA {result['tta']}.</p>"
+            f"<table><tr><th>accuracy</th><th>balanced acc.</th><th>top-2</th><th>macro-F1</th><th>weighted F1</th>"
+            f"<th>macro AUC</th><th>ECE (T={result['temperature']:.3f})</th><th>ECE (T=1)</th><th>images/s</th></tr>"
+            f"<tr><td>{result['accuracy']:.4f}</td><td>{result['balanced_accuracy']:.4f}</td>"
+            f"<td>{result['top2_accuracy']:.4f}</td><td>{result['macro_f1']:.4f}</td><td>{result['weighted_f1']:.4f}</td>"
+            f"<td>{result['macro_auc']:.4f}</td><td>{result['ece']:.4f}</td><td>{result['ece_uncalibrated']:.4f}</td>"
+            f"<td>{result['images_per_second']:,}</td></tr></table>"
+            + (f"<p>Excluded (model lacks the class): {result['excluded_classes']}</p>" if result["excluded_classes"] else "")
+            + "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>support</th></tr>"
+            + rows + "</table>")
+    write_html(os.path.join(out, "report.html"), "emoscope evaluation",
+               [("Metrics", head)] + [(title, png_tag(p, title)) for title, p in figs])
