@@ -125,3 +125,16 @@ def test_evaluate_run_and_onnx_with_report(tiny_data, tmp_path):
         assert os.path.getsize(tmp_path / "rep" / name) > 500, name
     flip = evaluate(str(tmp_path / "m.onnx"), tiny_data, "test", tta="flip")
     assert flip["n"] == 180
+
+
+def test_tune_runs_resumes_and_exports_a_config(tiny_data, tmp_path):
+    out = str(tmp_path / "tune")
+    args = ["tune", "--data", tiny_data, "--out", out, "--trials", "2", "--epochs", "2", "--threads", "1"]
+    first = run_cli(*args, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli(*args, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    report = json.loads(second.stdout)
+    assert report["trials_complete"] + report["trials_pruned"] == 4  # the study continued
+    cfg = TrainConfig.load(report["best_config"])
+    assert cfg.model == "resnet_fer" and {"width", "depth", "drop"} <= set(cfg.model_kwargs)

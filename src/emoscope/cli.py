@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=_lazy("train.cli", "run"))
 
+    p = sub.add_parser("tune", help="hyper-parameter search with Optuna (resumable)",
+                       description="Optuna TPE search with pruning; writes best_config.json for `train --config`.")
+    from .train.tune import add_arguments as add_tune_arguments
+    add_tune_arguments(p)
+    p.set_defaults(func=_lazy("train.tune", "run"))
+
     p = sub.add_parser("models", help="list registered architectures with parameters and MACs",
                        description="List the model registry.")
     p.add_argument("--size", type=int, default=48, help="input side for the MAC count")

@@ -44,6 +44,12 @@ class ResNetFER(nn.Module):
 
 
 @register
+def resnet_fer(num_classes=7, in_chans=1, width: int = 32, depth: int = 1, **kw):
+    """The family with free base `width` (stages width-2w-4w-8w) and `depth` blocks per stage."""
+    return ResNetFER(num_classes, in_chans, (width, 2 * width, 4 * width, 8 * width), (depth,) * 4, **kw)
+
+
+@register
 def resnet_fer_s(num_classes=7, in_chans=1, **kw):
     """1.2M parameters: stages 32-64-128-256, one block each (the measured starting point)."""
     return ResNetFER(num_classes, in_chans, (32, 64, 128, 256), (1, 1, 1, 1), **kw)

@@ -302,7 +302,9 @@ class Trainer:
         s = metrics.summary(labels, logits.argmax(1), len(self.classes))
         return {"loss": loss, "acc": s["accuracy"], "f1": s["macro_f1"]}
 
-    def fit(self, resume: bool = False) -> list[dict]:
+    def fit(self, resume: bool = False, on_epoch_end=None) -> list[dict]:
+        """Train to `cfg.epochs`. `on_epoch_end(row)` runs after each epoch's checkpoint (e.g. a
+        tuner's pruning check; an exception there stops training with the checkpoint intact)."""
         cfg = self.cfg
         if self.is_main:
             os.makedirs(cfg.out, exist_ok=True)
@@ -345,6 +347,8 @@ class Trainer:
                 print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
                       f"val_acc {val['acc']:.4f} val_f1 {val['f1']:.4f} lr {row['lr']:.4g} "
                       f"{seconds:.1f}s{' *' if improved else ''}", file=sys.stderr, flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
             if cfg.early_stop and self.bad_epochs >= cfg.early_stop:
                 if self.is_main:
                     print(f"early stop: {cfg.monitor} did not improve for {cfg.early_stop} epochs", file=sys.stderr)
