@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Live window (or headless output) with boxes, labels and FPS.")
     add_webcam_arguments(p)
     p.set_defaults(func=_lazy("analyze.cli", "run_webcam"))
+    p = sub.add_parser("serve", help="REST + WebSocket API and web page (needs the 'serve' extra)",
+                       description="Serve the analyzer over HTTP: /v1/analyze, /v1/videos, /v1/stream, web page at /.")
+    from .serve.cli import add_arguments as add_serve_arguments
+    add_serve_arguments(p)
+    p.set_defaults(func=_lazy("serve.cli", "run"))
     return parser
 
 

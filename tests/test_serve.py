@@ -1,0 +1,179 @@
+"""The service: happy paths, a corpus of malformed inputs (all 4xx, never 5xx), jobs, WebSocket."""
+
+import io
+import os
+import struct
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from emoscope.serve.app import Settings, create_app
+
+
+@pytest.fixture(scope="module")
+def client(request):
+    from conftest import shared_path
+    app = create_app(Settings(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1,
+                              max_image_bytes=2 * 1024 * 1024, max_video_bytes=3 * 1024 * 1024, max_pixels=4_000_000))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo(samples=None):
+    from conftest import shared_path
+    return open(shared_path("samples", "facerec_two_people.jpg"), "rb").read()
+
+
+def png_header_only(w: int, h: int) -> bytes:
+    """A PNG whose header claims w x h pixels, followed by a tiny (wrong) image data chunk."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+def png_bomb() -> bytes:
+    """3000 x 3000 of zeros: compresses to a few KB, 9M pixels once decoded (over the 4M test cap)."""
+    raw = b"".join(b"\x00" + b"\x00" * 3000 for _ in range(3000))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3000, 3000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def test_health_model_docs_and_page(client):
+    assert client.get("/health").json()["status"] == "ok"
+    m = client.get("/v1/model").json()
+    assert len(m["classes"]) == 7 and m["input_size"] == [48, 48]
+    assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "getUserMedia" in client.get("/static/app.js").text
+
+
+def test_analyze_multipart_and_raw(client, photo):
+    r = client.post("/v1/analyze", files={"file": ("x.bin", photo, "application/octet-stream")})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["faces"]) == 2
+    r = client.post("/v1/analyze?annotate=true", content=photo, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and len(r.json()["annotated_jpeg_base64"]) > 1000
+
+
+def malformed_corpus(photo: bytes) -> list[tuple[str, dict]]:
+    jpeg_trunc = photo[: len(photo) // 3]
+    text = b"hello, I am definitely a photo"
+    small = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(small, "GIF")
+    cases = [
+        ("empty raw body", {"content": b""}),
+        ("text raw body", {"content": text, "headers": {"content-type": "image/jpeg"}}),
+        ("html body", {"content": b"<html><body>hi</body></html>"}),
+        ("json body", {"content": b'{"image": "abc"}', "headers": {"content-type": "application/json"}}),
+        ("truncated jpeg raw", {"content": jpeg_trunc}),
+        ("truncated jpeg multipart", {"files": {"file": ("a.jpg", jpeg_trunc, "image/jpeg")}}),
+        ("jpeg magic only", {"content": b"\xff\xd8\xff"}),
+        ("jpeg magic plus junk", {"content": b"\xff\xd8\xff" + os.urandom(2000)}),
+        ("png magic plus junk", {"content": b"\x89PNG\r\n\x1a\n" + os.urandom(500)}),
+        ("png 30000x30000 header", {"content": png_header_only(30000, 30000)}),
+        ("png 1x1000000000 header", {"content": png_header_only(1, 1_000_000_000)}),
+        ("png 0x0 header", {"content": png_header_only(0, 0)}),
+        ("png bomb", {"content": png_bomb()}),
+        ("png bomb multipart", {"files": {"file": ("b.png", png_bomb(), "image/png")}}),
+        ("gif tiny header broken", {"content": small.getvalue()[:20]}),
+        ("bmp magic junk", {"content": b"BM" + os.urandom(100)}),
+        ("tiff magic junk", {"content": b"II*\x00" + os.urandom(100)}),
+        ("webp riff junk", {"content": b"RIFF\x00\x00\x00\x00WEBP" + os.urandom(50)}),
+        ("zip file", {"content": b"PK\x03\x04" + os.urandom(100)}),
+        ("pdf file", {"content": b"%PDF-1.4 " + os.urandom(100)}),
+        ("wrong multipart field", {"files": {"picture": ("a.jpg", photo, "image/jpeg")}}),
+        ("multipart empty file", {"files": {"file": ("a.jpg", b"", "image/jpeg")}}),
+        ("multipart text only", {"data": {"file": "not a file"}}),
+        ("broken multipart boundary", {"content": b"--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+                                       "headers": {"content-type": "multipart/form-data; boundary=abc"}}),
+        ("multipart no boundary", {"content": b"whatever", "headers": {"content-type": "multipart/form-data"}}),
+        ("too large raw", {"content": b"\xff\xd8\xff" + b"\x00" * (3 * 1024 * 1024)}),
+        ("too large multipart", {"files": {"file": ("big.jpg", b"\xff\xd8\xff" + b"\x00" * (3 * 1024 * 1024), "image/jpeg")}}),
+        ("lying content-length", {"content": photo, "headers": {"content-length": "999999999"}}),
+        ("video sent as image", {"content": b"\x00\x00\x00\x18ftypmp42" + os.urandom(100)}),
+        ("random bytes", {"content": os.urandom(4096)}),
+        ("utf16 text", {"content": "not an image".encode("utf-16")}),
+        ("null bytes", {"content": b"\x00" * 1000}),
+    ]
+    return cases
+
+
+def test_malformed_images_get_4xx_json(client, photo):
+    corpus = malformed_corpus(photo)
+    assert len(corpus) >= 30
+    for name, kw in corpus:
+        try:
+            r = client.post("/v1/analyze", **kw)
+        except Exception as exc:  # the client refusing to send a lie is fine; a server crash is not
+            assert "content-length" in name.lower() or "Content-Length" in str(exc), (name, exc)
+            continue
+        assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:200])
+        assert "error" in r.json(), name
+    assert client.get("/health").status_code == 200
+
+
+def test_malformed_videos_get_4xx(client, photo):
+    cases = [b"", b"not a video", photo, b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000),
+             b"RIFF\x00\x00\x00\x00AVI " + os.urandom(1000), b"\x1a\x45\xdf\xa3" + os.urandom(1000)]
+    for data in cases:
+        r = client.post("/v1/videos", content=data)
+        assert 400 <= r.status_code < 500, (data[:12], r.status_code, r.text)
+    assert client.get("/v1/videos/doesnotexist").status_code == 404
+    assert client.get("/v1/videos/doesnotexist/timeline.csv").status_code == 404
+
+
+def test_video_job_lifecycle_deletes_upload(client, samples):
+    data = open(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), "rb").read()
+    r = client.post("/v1/videos", files={"file": ("clip.mp4", data, "video/mp4")})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    job = client.app.state.jobs.jobs[job_id]
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        st = client.get(f"/v1/videos/{job_id}").json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    assert st["status"] == "done", st
+    assert len(st["timeline"]) > 0 and len(st["summary"]) >= 1
+    assert not os.path.exists(job.path)  # retention 0: media gone when the job ends
+    csv = client.get(f"/v1/videos/{job_id}/timeline.csv")
+    assert csv.status_code == 200 and csv.text.startswith("frame,time,track")
+
+
+def test_websocket_stream_and_bad_frames(client, photo):
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text("hello")
+        assert "error" in ws.receive_json()
+        ws.send_bytes(b"garbage")
+        assert "error" in ws.receive_json()
+        for _ in range(3):
+            ws.send_bytes(photo)
+        got = [ws.receive_json()]
+        while got[-1]["frame"] < 3 and len(got) < 3:
+            got.append(ws.receive_json())
+        faces = [m for m in got if "faces" in m]
+        assert faces and len(faces[-1]["faces"]) == 2
+        assert all(f["track_id"] for f in faces[-1]["faces"])
+        assert got[-1]["frame"] == 3 or got[-1]["dropped"] >= 1  # behind: older frames dropped, newest answered
+
+
+def test_api_key(samples, photo, monkeypatch):
+    from conftest import shared_path
+    monkeypatch.setenv("EMOSCOPE_API_KEY", "s3cret")
+    app = create_app(Settings(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1))
+    with TestClient(app) as c:
+        assert c.post("/v1/analyze", content=photo).status_code == 401
+        assert c.post("/v1/analyze", content=photo, headers={"x-api-key": "s3cret"}).status_code == 200
+        assert c.get("/health").status_code == 200
+        r = c.get("/", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers  # CORS closed by default
