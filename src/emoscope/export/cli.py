@@ -1,8 +1,25 @@
-"""`emoscope models` and `emoscope export`."""
+"""`emoscope models` and `emoscope export` (arguments torch-free; torch imported when run)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+
+
+def add_models_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=int, default=48, help="input side for the MAC count")
+    p.add_argument("--in-chans", type=int, default=1)
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (uses best.pt) or a checkpoint file")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    p.add_argument("--margin", type=float, default=0.1, help="face-box margin per side recorded in the crop metadata")
+    p.add_argument("--equalize", action="store_true",
+                   help="record that face crops are histogram-equalised (for models trained on FER2013)")
 
 
 def run_models(args) -> int:
