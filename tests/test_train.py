@@ -99,8 +99,11 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
     cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "run"), model="resnet_fer_s", epochs=1, batch_size=32,
                       threads=2)
     Trainer(cfg, progress=False).fit()
-    report = export_onnx(cfg.out, str(tmp_path / "m.onnx"))
+    report = export_onnx(cfg.out, str(tmp_path / "m.onnx"), int8=str(tmp_path / "m8.onnx"))
     assert report["max_abs_diff"] < 1e-3 and report["opset"] >= 17 and report["temperature"] > 0
+    assert report["int8"]["bytes"] < 0.5 * report["bytes"]
+    q = ExpressionClassifier(str(tmp_path / "m8.onnx"))
+    assert q.classes == ExpressionClassifier(str(tmp_path / "m.onnx")).classes
     clf = ExpressionClassifier(str(tmp_path / "m.onnx"))
     assert clf.classes[:7] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     assert clf.meta["input_size"] == (48, 48) and clf.meta["color"] == "gray"

@@ -22,8 +22,10 @@ DEFAULT_CROP = {"margin": 0.1, "square": True, "equalize": False}
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
-                crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None) -> dict:
+                crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
+                int8: str | None = None) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the run's validation split.
+    With `int8`, also write a statically quantised copy there, calibrated on validation images.
 
     Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
     """
@@ -62,5 +64,36 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     ort_logits = sess.run(None, {"input": x[:512]})[0]
     diff = float(np.abs(ort_logits - torch_logits[:512]).max())
-    return {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
-            "opset": opset, "classes": classes}
+    report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
+              "opset": opset, "classes": classes}
+    if int8:
+        report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:1024]))
+    return report
+
+
+def quantize_int8(src: str, dst: str, calibration: np.ndarray) -> dict:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on normalised images
+    (N, C, H, W float32); the metadata is carried over unchanged."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calibration[i:i + 64]} for i in range(0, len(calibration), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    pre = dst + ".pre.onnx"
+    quant_pre_process(src, pre)
+    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    os.remove(pre)
+    meta = {p.key: p.value for p in onnx.load(src).metadata_props}
+    proto = onnx.load(dst)
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.save(proto, dst)
+    return {"path": dst, "bytes": os.path.getsize(dst)}
