@@ -24,7 +24,7 @@ def test_unknown_model_lists_known_ones():
 def test_registry_has_the_seed_architectures():
     names = set(list_models())
     assert {"baseline_cnn", "cnn_small", "cnn_medium", "cnn_large", "vgg_fer", "resnet_fer_s", "resnet_fer_m",
-            "resnet_fer_l", "resnet_fer"} <= names
+            "resnet_fer_l", "resnet_fer", "vgg16", "vgg19", "resnet50", "mobilenet_v2"} <= names
 
 
 def test_flops_count_matches_hand_count():

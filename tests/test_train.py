@@ -141,3 +141,30 @@ def test_tune_runs_resumes_and_exports_a_config(tiny_data, tmp_path):
     assert report["trials_complete"] + report["trials_pruned"] == 4  # the study continued
     cfg = TrainConfig.load(report["best_config"])
     assert cfg.model == "resnet_fer" and {"width", "depth", "drop"} <= set(cfg.model_kwargs)
+
+
+def test_frozen_feature_extraction_then_fine_tuning(tiny_data, tmp_path):
+    import torch
+    from emoscope.train.trainer import Trainer
+    cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "run"), model="mobilenet_v2", epochs=2, batch_size=32,
+                      threads=2, freeze_epochs=1, ema=0.0)
+    trainer = Trainer(cfg, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer._train_epoch(0, None)
+    after = trainer.model.state_dict()
+    assert torch.equal(before["backbone.features.0.0.weight"], after["backbone.features.0.0.weight"])
+    assert torch.equal(before["backbone.features.0.1.running_mean"], after["backbone.features.0.1.running_mean"])
+    assert not torch.equal(before["head.3.weight"], after["head.3.weight"])
+    trainer._train_epoch(1, None)  # stage two: everything learns
+    assert not torch.equal(before["backbone.features.0.0.weight"], trainer.model.state_dict()["backbone.features.0.0.weight"])
+
+
+def test_pretrained_weights_fail_clearly_offline(monkeypatch):
+    import torch
+    from emoscope.models import create_model
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(RuntimeError, match="needs internet"):
+        create_model("resnet50", pretrained=True)

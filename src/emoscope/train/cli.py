@@ -9,7 +9,7 @@ from .config import TrainConfig
 
 FLAGS = ("data", "out", "model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
          "label_smoothing", "balance", "ema", "color", "img_size", "seed", "threads", "exclude", "monitor",
-         "early_stop", "val_split", "test_split", "device")
+         "early_stop", "val_split", "test_split", "device", "freeze_epochs")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-split", dest="val_split", type=float, help="validation fraction carved from train")
     p.add_argument("--test-split", dest="test_split", type=float, help="held-out test fraction carved from train")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--freeze-epochs", dest="freeze_epochs", type=int,
+                   help="train only the head for N epochs, then fine-tune everything (-1: keep frozen)")
+    p.add_argument("--pretrained", action="store_true", help="ImageNet weights for transfer backbones (internet)")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -50,6 +53,8 @@ def resolve(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
+    if args.pretrained:
+        cfg.model_kwargs = {**cfg.model_kwargs, "pretrained": True}
     if args.no_bf16:
         cfg.bf16 = False
     if args.no_channels_last:

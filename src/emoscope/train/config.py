@@ -48,6 +48,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     balance: str = "none"                # none | weights (class-weighted loss) | sampler
     ema: float = 0.999                   # EMA decay of weights; 0 disables
+    freeze_epochs: int = 0               # train only the model's head for this many epochs (-1: always)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
     test_split: float = 0.0              # likewise a held-out test split (carved first, never trained on)

@@ -131,6 +131,8 @@ class Trainer:
         self.in_chans = 1 if cfg.color == "gray" else 3
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, len(self.classes), self.in_chans, **cfg.model_kwargs).to(self.device)
+        if cfg.freeze_epochs and not hasattr(self.model, "head"):
+            raise ValueError(f"{cfg.model} has no separate head to train while the rest is frozen")
         self.params = count_params(self.model)
         self.flops = count_flops(self.model, self.in_chans, cfg.img_size)
         if cfg.channels_last:
@@ -243,9 +245,24 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.float16)
         return torch.autocast("cpu", dtype=torch.bfloat16)
 
+    def _set_frozen(self, epoch: int) -> None:
+        """Frozen feature extraction, then staged fine-tuning: only `model.head` learns (and the
+        backbone's BN statistics stay fixed) while epoch < freeze_epochs, or always if -1."""
+        frozen = self.cfg.freeze_epochs == -1 or epoch < self.cfg.freeze_epochs
+        head = {id(p) for p in self.model.head.parameters()}
+        for p in self.model.parameters():
+            p.requires_grad_(not frozen or id(p) in head)
+        if frozen:
+            head_modules = set(self.model.head.modules())
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head_modules:
+                    m.eval()
+
     def _train_epoch(self, epoch: int, scaler) -> tuple[float, float]:
         cfg = self.cfg
         self.net.train()
+        if cfg.freeze_epochs:
+            self._set_frozen(epoch)
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.from_numpy(self._epoch_order(epoch))
         batches = order.split(cfg.batch_size)
