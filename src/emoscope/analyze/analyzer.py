@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..images import pil_to_array, read_image
 from ..labels import valence
-from ..runtime import ExpressionClassifier, create_detector, embedded_model
+from ..runtime import ExpressionClassifier, create_detector
 from .face import Face
 from .timeline import Timeline
 from .tracking import Tracker
@@ -44,6 +44,7 @@ def to_bgr(image) -> np.ndarray:
 class Analyzer:
     """Face detection + expression classification (+ optional gender), torch-free.
 
+    `model` is an ONNX path or an embedded model name ('expression-int8' by default, 'expression').
     `detector` is 'yunet' (default) or 'full-frame' (inputs already cropped to one face);
     `detector_model` is a YuNet path (else $EMOSCOPE_YUNET_MODEL, the cache, or a download).
     """
@@ -54,7 +55,7 @@ class Analyzer:
         self.classifier = ExpressionClassifier(model, threads, flip_tta, align)
         kw = {"score_threshold": min_score, "max_side": detect_max_side} if detector == "yunet" else {}
         self.detector = create_detector(detector, detector_model, **kw)
-        self.gender = ExpressionClassifier(embedded_model("gender"), threads, flip_tta) if gender else None
+        self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
 
     @property
