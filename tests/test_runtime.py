@@ -158,3 +158,13 @@ def test_inference_side_never_imports_torch(samples, yunet):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_embedded_int8_is_default_and_agrees_with_fp32():
+    from emoscope.runtime import ExpressionClassifier
+    from emoscope.runtime.classifier import DEFAULT_MODEL
+    q, f = ExpressionClassifier(), ExpressionClassifier("expression")
+    assert DEFAULT_MODEL == "expression-int8" and q.model_path.endswith("expression-int8.onnx")
+    assert f.model_path.endswith("expression.onnx") and q.classes == f.classes
+    crops = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.8

@@ -95,7 +95,7 @@ def test_ddp_two_cpu_processes_agree(tiny_data, tmp_path):
 def test_export_onnx_roundtrip(tiny_data, tmp_path):
     from emoscope.runtime import ExpressionClassifier
     from emoscope.train.trainer import Trainer
-    from emoscope.export import export_onnx
+    from emoscope.export.onnx import export_onnx
     cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "run"), model="resnet_fer_s", epochs=1, batch_size=32,
                       threads=2)
     Trainer(cfg, progress=False).fit()
@@ -113,7 +113,7 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
 
 def test_evaluate_run_and_onnx_with_report(tiny_data, tmp_path):
     from emoscope.evaluate.evaluator import evaluate
-    from emoscope.export import export_onnx
+    from emoscope.export.onnx import export_onnx
     from emoscope.train.trainer import Trainer
     cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "run"), model="cnn_small", epochs=2, batch_size=32,
                       threads=2)
