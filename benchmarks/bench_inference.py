@@ -61,7 +61,7 @@ def end_to_end_fps(analyzer: Analyzer, video: str) -> tuple[float, int, int]:
 
 FER_CODE = """
 import sys, time, cv2
-from fer import FER
+from fer.fer import FER
 cap = cv2.VideoCapture(sys.argv[1])
 frames = []
 while len(frames) < 100:
