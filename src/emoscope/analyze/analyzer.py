@@ -41,6 +41,14 @@ def to_bgr(image) -> np.ndarray:
     raise ValueError(f"cannot use an array of shape {arr.shape} as an image")
 
 
+def video_fps(source) -> float:
+    """Frames per second a video declares, or 30 when it declares nothing usable (cameras, streams)."""
+    cap = cv2.VideoCapture(int(source) if str(source).isdigit() else str(source))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    cap.release()
+    return fps if 0 < fps < 1000 else 30.0
+
+
 class Analyzer:
     """Face detection + expression classification (+ optional gender), torch-free.
 
@@ -130,11 +138,8 @@ class Analyzer:
                       on_frame: Callable[[int, float, np.ndarray, list[Face]], None] | None = None) -> Timeline:
         """Analyse a video into a Timeline: one row per face per analysed frame."""
         rows = []
-        cap = cv2.VideoCapture(str(source))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        cap.release()
         for index, t, frame, faces in self.iter_video(source, every, max_frames=max_frames, progress=progress):
             if on_frame:
                 on_frame(index, t, frame, faces)
             rows.extend(Timeline.row(index, t, f) for f in faces)
-        return Timeline.from_rows(rows, self.classes, fps)
+        return Timeline.from_rows(rows, self.classes, video_fps(source))

@@ -84,10 +84,8 @@ def analyze_video(analyzer, path: str, args) -> dict:
             return
         from .annotate import draw_faces
         if writer is None:
-            cap = cv2.VideoCapture(path)
-            fps = (cap.get(cv2.CAP_PROP_FPS) or 30.0) / args.every
-            cap.release()
-            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), fps,
+            from .analyzer import video_fps
+            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), video_fps(path) / args.every,
                                      (frame.shape[1], frame.shape[0]))
         writer.write(draw_faces(frame, faces))
 

@@ -61,13 +61,10 @@ def near_pairs(hashes: np.ndarray, max_bits: int, chunk: int = 2048) -> list[tup
 
 def file_digests(ds: Dataset) -> np.ndarray:
     """SHA-1 of each sample's source bytes (pixels for CSV rows)."""
+    if ds.layout == "fer2013-csv":
+        return np.array([hashlib.sha1(img.tobytes()).hexdigest() for img in ds.images])
     tree = FileTree(ds.source)
-    digests = []
-    for sid, img in zip(ds.ids.tolist(), ds.images):
-        data = img.tobytes() if ":" in sid and sid.split(":")[-1].isdigit() and sid.lower().split(":")[0].endswith(".csv") \
-            else tree.read(sid)
-        digests.append(hashlib.sha1(data).hexdigest())
-    return np.array(digests)
+    return np.array([hashlib.sha1(tree.read(sid)).hexdigest() for sid in ds.ids.tolist()])
 
 
 def looks_like_face(images: np.ndarray, detector_model: str, score: float = 0.05) -> np.ndarray:

@@ -71,6 +71,7 @@ class JobQueue:
         return job
 
     def _run(self, job: Job) -> None:
+        from ..analyze.analyzer import video_fps
         from ..analyze.timeline import Timeline
         job.status = "running"
         rows = []
@@ -82,10 +83,7 @@ class JobQueue:
                         rows.extend(Timeline.row(index, t, f) for f in faces)
                         job.frames_done = index + 1
             job.warnings = [str(w.message).replace(job.path, "upload") for w in caught]
-            cap = cv2.VideoCapture(job.path)
-            fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-            cap.release()
-            job.timeline = Timeline.from_rows(rows, self.analyzer.classes, fps)
+            job.timeline = Timeline.from_rows(rows, self.analyzer.classes, video_fps(job.path))
             job.status = "done"
         except Exception as exc:  # a damaged video must fail its job, not the server
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}".replace(job.path, "upload")

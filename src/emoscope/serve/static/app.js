@@ -35,13 +35,20 @@ function faceList(faces) {
   }).join("");
 }
 
-async function analyzePhoto(file) {
-  $("upload-status").textContent = "Analysing…";
+// POST a file as multipart field "file"; returns the JSON, or null after showing the error.
+async function upload(url, file) {
   const body = new FormData();
   body.append("file", file);
-  const res = await fetch("/v1/analyze", { method: "POST", body });
+  const res = await fetch(url, { method: "POST", body });
   const data = await res.json();
-  if (!res.ok) { $("upload-status").textContent = `Error: ${data.error}`; return; }
+  if (!res.ok) { $("upload-status").textContent = `Error: ${data.error}`; return null; }
+  return data;
+}
+
+async function analyzePhoto(file) {
+  $("upload-status").textContent = "Analysing…";
+  const data = await upload("/v1/analyze", file);
+  if (!data) return;
   const img = await createImageBitmap(file, { imageOrientation: "from-image" });
   const canvas = $("photo");
   const scale = Math.min(1, 640 / img.width);
@@ -75,11 +82,8 @@ function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence" } = 
 
 async function analyzeVideo(file) {
   $("upload-status").textContent = "Uploading…";
-  const body = new FormData();
-  body.append("file", file);
-  const res = await fetch("/v1/videos", { method: "POST", body });
-  const job = await res.json();
-  if (!res.ok) { $("upload-status").textContent = `Error: ${job.error}`; return; }
+  const job = await upload("/v1/videos", file);
+  if (!job) return;
   for (;;) {
     const st = await (await fetch(job.status_url)).json();
     if (st.status === "failed") { $("upload-status").textContent = `Failed: ${st.error}`; return; }
