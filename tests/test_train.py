@@ -168,3 +168,26 @@ def test_pretrained_weights_fail_clearly_offline(monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(RuntimeError, match="needs internet"):
         create_model("resnet50", pretrained=True)
+
+
+def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
+    """Stage two of the default recipe: start from a finished run, fold val into train, carve a
+    fresh val split; and the experiments' `train_fraction` keeps a stratified share of train."""
+    from emoscope.train.trainer import Trainer, load_run_model, predict_logits
+    first = TrainConfig(data=tiny_data, out=str(tmp_path / "a"), model="cnn_small", epochs=2, batch_size=32,
+                        threads=2, ema=0.0)
+    Trainer(first, progress=False).fit()
+    second = TrainConfig(data=tiny_data, out=str(tmp_path / "b"), model="cnn_small", epochs=1, batch_size=32,
+                         threads=2, ema=0.0, init=first.out, train_splits=["train", "val"], val_split=0.2, lr=1e-9)
+    trainer = Trainer(second, progress=False)
+    assert len(trainer.train_set) + len(trainer.val_set) == 2 * 60 * 3  # tiny_data: 60 per class in train and val
+    assert len(trainer.val_set) == 72
+    probe = trainer.val_set.images[:8]
+    before, _, _ = load_run_model(first.out)
+    start = predict_logits(trainer.model, probe, channels_last=False, bf16=False)
+    assert np.allclose(start, predict_logits(before, probe, channels_last=False, bf16=False), atol=1e-5)
+    trainer.fit()
+    third = TrainConfig(data=tiny_data, out=str(tmp_path / "c"), model="cnn_small", train_fraction=0.5, val_split=0.2)
+    assert len(Trainer(third, progress=False).train_set) == 90
+    with pytest.raises(ValueError, match="not a cnn_medium"):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "d"), model="cnn_medium", init=first.out), progress=False)

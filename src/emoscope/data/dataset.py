@@ -65,6 +65,12 @@ class Dataset:
         """Drop samples whose id is in `ids` (e.g. the audit's exclusion list)."""
         return self.select(~np.isin(self.ids, np.asarray(list(ids), dtype=self.ids.dtype)))
 
+    def merged_splits(self, names, into: str = "train") -> "Dataset":
+        """A copy where every split in `names` is renamed `into` (e.g. train on train + val)."""
+        out = self.select(np.ones(len(self), bool))
+        out.splits = np.where(np.isin(self.splits, list(names)), into, self.splits)
+        return out
+
     def with_holdout(self, name: str, fraction: float, seed: int = 0) -> "Dataset":
         """Return a copy where a stratified, seeded `fraction` of train becomes split `name`
         ('val' or 'test'), unless the data already has that split or `fraction` is 0."""
@@ -73,8 +79,9 @@ class Dataset:
         idx = np.flatnonzero(self.splits == "train")
         chosen = stratified_holdout(self.labels[idx], fraction, seed)
         out = self.select(np.ones(len(self), bool))
-        out.splits = self.splits.copy()
+        out.splits = self.splits.astype(object)  # room for any split name
         out.splits[idx[chosen]] = name
+        out.splits = out.splits.astype(str)
         return out
 
     def with_validation(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":

@@ -9,7 +9,8 @@ from .config import TrainConfig
 
 FLAGS = ("data", "out", "model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
          "label_smoothing", "balance", "ema", "color", "img_size", "seed", "threads", "exclude", "monitor",
-         "early_stop", "val_split", "test_split", "device", "freeze_epochs")
+         "early_stop", "val_split", "test_split", "device", "freeze_epochs", "init", "train_fraction",
+         "train_splits")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", help="file with sample ids to leave out (from `emoscope data audit`)")
     p.add_argument("--monitor", choices=["val_acc", "val_f1"])
     p.add_argument("--early-stop", dest="early_stop", type=int, help="patience in epochs (0: off)")
+    p.add_argument("--init", help="warm start from this run folder (or .pt) of the same model and classes")
+    p.add_argument("--train-splits", dest="train_splits", type=lambda v: v.split(","),
+                   help="comma list of splits folded into train before the val split is carved (e.g. train,val)")
+    p.add_argument("--train-fraction", dest="train_fraction", type=float,
+                   help="train on this stratified share of the training split (experiments)")
     p.add_argument("--val-split", dest="val_split", type=float, help="validation fraction carved from train")
     p.add_argument("--test-split", dest="test_split", type=float, help="held-out test fraction carved from train")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -50,6 +50,9 @@ class TrainConfig:
     ema: float = 0.999                   # EMA decay of weights; 0 disables
     freeze_epochs: int = 0               # train only the model's head for this many epochs (-1: always)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    init: str = ""                       # warm start: weights of a run folder (its best.pt, EMA) or a .pt file
+    train_splits: list[str] = field(default_factory=lambda: ["train"])  # splits folded into train first
+    train_fraction: float = 1.0          # stratified, seeded share of train actually used (experiments)
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
     test_split: float = 0.0              # likewise a held-out test split (carved first, never trained on)
     exclude: str = ""                    # file of sample ids to drop (the audit's exclusion list)

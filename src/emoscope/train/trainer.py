@@ -40,8 +40,13 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
-    """Carve the configured test and validation splits from train (seeded, stratified)."""
-    return ds.with_holdout("test", cfg.test_split, cfg.seed + 1).with_holdout("val", cfg.val_split, cfg.seed)
+    """Fold `train_splits` into train, then carve the configured test and validation splits from
+    it (seeded, stratified), then keep `train_fraction` of what is left for training."""
+    ds = ds.merged_splits(cfg.train_splits) if cfg.train_splits != ["train"] else ds
+    ds = ds.with_holdout("test", cfg.test_split, cfg.seed + 1).with_holdout("val", cfg.val_split, cfg.seed)
+    if cfg.train_fraction < 1:
+        ds = ds.with_holdout("unused", 1 - cfg.train_fraction, cfg.seed + 2)
+    return ds
 
 
 def atomic_save(obj, path: str) -> None:
@@ -131,6 +136,8 @@ class Trainer:
         self.in_chans = 1 if cfg.color == "gray" else 3
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, len(self.classes), self.in_chans, **cfg.model_kwargs).to(self.device)
+        if cfg.init:
+            self._load_init(cfg.init)
         if cfg.freeze_epochs and not hasattr(self.model, "head"):
             raise ValueError(f"{cfg.model} has no separate head to train while the rest is frozen")
         self.params = count_params(self.model)
@@ -157,6 +164,15 @@ class Trainer:
         self.train_y = torch.from_numpy(self.train_set.labels)
 
     # -- construction ---------------------------------------------------------------------------
+    def _load_init(self, source: str) -> None:
+        """Warm start from another run of the same model and classes (its EMA weights if any)."""
+        path = os.path.join(source, "best.pt") if os.path.isdir(source) else source
+        ck = torch.load(path, map_location=self.device, weights_only=False)
+        if ck["config"]["model"] != self.cfg.model or ck["classes"] != self.classes:
+            raise ValueError(f"init {path}: a {ck['config']['model']} over {ck['classes']}, "
+                             f"not a {self.cfg.model} over {self.classes}")
+        self.model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
         decay, no_decay = [], []
