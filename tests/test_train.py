@@ -171,8 +171,8 @@ def test_pretrained_weights_fail_clearly_offline(monkeypatch):
 
 
 def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
-    """Stage two of the default recipe: start from a finished run, fold val into train, carve a
-    fresh val split; and the experiments' `train_fraction` keeps a stratified share of train."""
+    """Stage two of the default recipe: start from a finished run, fold most of val into train and
+    keep a share of it (never trained on) for choosing checkpoints; and the experiments' `train_fraction` keeps a stratified share of train."""
     from emoscope.train.trainer import Trainer, load_run_model, predict_logits
     first = TrainConfig(data=tiny_data, out=str(tmp_path / "a"), model="cnn_small", epochs=2, batch_size=32,
                         threads=2, ema=0.0)
@@ -181,7 +181,7 @@ def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
                          threads=2, ema=0.0, init=first.out, train_splits=["train", "val"], val_split=0.2, lr=1e-9)
     trainer = Trainer(second, progress=False)
     assert len(trainer.train_set) + len(trainer.val_set) == 2 * 60 * 3  # tiny_data: 60 per class in train and val
-    assert len(trainer.val_set) == 72
+    assert len(trainer.val_set) == 36 and set(trainer.val_set.ids) < set(Trainer(first, progress=False).val_set.ids)
     probe = trainer.val_set.images[:8]
     before, _, _ = load_run_model(first.out)
     start = predict_logits(trainer.model, probe, channels_last=False, bf16=False)

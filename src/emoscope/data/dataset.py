@@ -71,12 +71,12 @@ class Dataset:
         out.splits = np.where(np.isin(self.splits, list(names)), into, self.splits)
         return out
 
-    def with_holdout(self, name: str, fraction: float, seed: int = 0) -> "Dataset":
-        """Return a copy where a stratified, seeded `fraction` of train becomes split `name`
-        ('val' or 'test'), unless the data already has that split or `fraction` is 0."""
+    def with_holdout(self, name: str, fraction: float, seed: int = 0, source: str = "train") -> "Dataset":
+        """Return a copy where a stratified, seeded `fraction` of split `source` becomes split
+        `name`, unless the data already has that split or `fraction` is 0."""
         if fraction <= 0 or (self.splits == name).any():
             return self
-        idx = np.flatnonzero(self.splits == "train")
+        idx = np.flatnonzero(self.splits == source)
         chosen = stratified_holdout(self.labels[idx], fraction, seed)
         out = self.select(np.ones(len(self), bool))
         out.splits = self.splits.astype(object)  # room for any split name

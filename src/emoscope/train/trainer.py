@@ -41,8 +41,13 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
     """Fold `train_splits` into train, then carve the configured test and validation splits from
-    it (seeded, stratified), then keep `train_fraction` of what is left for training."""
-    ds = ds.merged_splits(cfg.train_splits) if cfg.train_splits != ["train"] else ds
+    it (seeded, stratified), then keep `train_fraction` of what is left for training. When val is
+    folded in, a `val_split` share of the original val stays out for choosing checkpoints: a warm
+    start has seen all of train, so only unseen images judge it fairly."""
+    if cfg.train_splits != ["train"]:
+        if "val" in cfg.train_splits:
+            ds = ds.with_holdout("kept_val", cfg.val_split, cfg.seed, source="val")
+        ds = ds.merged_splits(cfg.train_splits).merged_splits(["kept_val"], "val")
     ds = ds.with_holdout("test", cfg.test_split, cfg.seed + 1).with_holdout("val", cfg.val_split, cfg.seed)
     if cfg.train_fraction < 1:
         ds = ds.with_holdout("unused", 1 - cfg.train_fraction, cfg.seed + 2)
