@@ -129,6 +129,21 @@ def test_evaluate_run_and_onnx_with_report(tiny_data, tmp_path):
     flip = evaluate(str(tmp_path / "m.onnx"), tiny_data, "test", tta="flip")
     assert flip["n"] == 180
 
+    # compare: this run and a second one, found by a glob; the test scores match evaluate's
+    Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "run2"), model="cnn_medium", epochs=1, batch_size=32,
+                        threads=2), progress=False).fit()
+    result = run_cli("compare", str(tmp_path / "run*"), "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert list(df["run"]) == ["run", "run2"] and list(df["epochs"]) == [2, 1]
+    assert df.loc[0, "test_acc"] == pytest.approx(a["accuracy"]) and df.loc[0, "test_macro_f1"] == pytest.approx(a["macro_f1"])
+    assert (df["latency_ms"] > 0).all() and df.loc[1, "params_m"] > 0
+    assert "| run2 | cnn_medium |" in result.stdout
+    for name in ("compare.md", "compare.html", "accuracy_vs_params.png", "accuracy_vs_epoch.png"):
+        assert os.path.getsize(tmp_path / "cmp" / name) > 300, name
+    assert run_cli("compare", str(tmp_path / "nothing*")).returncode != 0
+
 
 def test_tune_runs_resumes_and_exports_a_config(tiny_data, tmp_path):
     out = str(tmp_path / "tune")

@@ -23,6 +23,8 @@ VERBS = [
      "List the model registry."),
     ("evaluate", "evaluate.cli", "add_arguments", "run", "metrics, calibration and an HTML report",
      "Score a run or an ONNX file on a dataset split: accuracy, F1, ROC, calibration, report."),
+    ("compare", "evaluate.cli", "add_compare_arguments", "run_compare", "one table and plots over many runs",
+     "Compare runs: params, MACs, epochs, time, validation/test accuracy, macro-F1, latency; MD/HTML/CSV + plots."),
     ("export", "export.cli", "add_export_arguments", "run_export", "export a run to ONNX with metadata",
      "Export a training run (best checkpoint, EMA weights) to ONNX."),
     ("analyze", "analyze.cli", "add_analyze_arguments", "run_analyze", "analyse images, folders, videos or globs",

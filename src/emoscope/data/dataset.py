@@ -89,6 +89,31 @@ class Dataset:
         return self.with_holdout("val", fraction, seed)
 
 
+HOLDOUT_KEYS = ("exclude", "train_splits", "val_split", "test_split", "train_fraction", "seed")
+
+
+def training_view(ds: Dataset, exclude: str = "", train_splits=("train",), val_split: float = 0.1,
+                  test_split: float = 0.0, train_fraction: float = 1.0, seed: int = 0) -> Dataset:
+    """The splits a training run sees, reproducible from its config (`HOLDOUT_KEYS`) by export and
+    evaluation: drop `exclude`d ids, fold `train_splits` into train, carve test and val from train
+    (seeded, stratified), then keep `train_fraction` of train. When val is folded in, a `val_split`
+    share of the original val stays out for choosing checkpoints: a warm start has seen all of
+    train, so only unseen images judge it fairly."""
+    if exclude:
+        if not os.path.exists(exclude):
+            raise ValueError(f"exclusion list {exclude} not found (paths are relative to where you run)")
+        with open(exclude) as f:
+            ds = ds.exclude(line.strip() for line in f if line.strip() and not line.startswith("#"))
+    if list(train_splits) != ["train"]:
+        if "val" in train_splits:
+            ds = ds.with_holdout("kept_val", val_split, seed, source="val")
+        ds = ds.merged_splits(train_splits).merged_splits(["kept_val"], "val")
+    ds = ds.with_holdout("test", test_split, seed + 1).with_holdout("val", val_split, seed)
+    if train_fraction < 1:
+        ds = ds.with_holdout("unused", 1 - train_fraction, seed + 2)
+    return ds
+
+
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Deterministic stratified choice of round(fraction * n_c) indices from every class c."""
     if not 0 < fraction < 1:

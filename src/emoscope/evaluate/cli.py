@@ -27,3 +27,20 @@ def run(args) -> int:
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
     print(json.dumps(out, indent=1))
     return 0
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run folders or globs (e.g. 'runs/*')")
+    p.add_argument("--out", default="compare", help="folder for compare.{md,html,csv} and plots (default compare)")
+    p.add_argument("--split", default="test", help="split scored with each run's best checkpoint (default test)")
+    p.add_argument("--no-score", action="store_true", help="table from the run files only (no data, no latency)")
+
+
+def run_compare(args) -> int:
+    from .compare import compare, find_runs, markdown
+    try:
+        df = compare(find_runs(args.runs), args.out, args.split, not args.no_score)
+    except ValueError as exc:
+        raise SystemExit(f"emoscope compare: {exc}")
+    print(markdown(df), end="")
+    return 0

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ..data import load_dataset
-from ..data.dataset import Dataset
+from ..data.dataset import HOLDOUT_KEYS, Dataset, training_view
 from ..metrics import softmax
 from ..report import png_tag, write_html
 from . import plots
@@ -37,7 +37,7 @@ class Scorer:
             from ..train.trainer import load_run_model
             self.model, cfg, self.classes = load_run_model(model)
             self.size, self.color, self.temperature = cfg["img_size"], cfg["color"], None
-            self.holdout = {"val_split": cfg["val_split"], "test_split": cfg.get("test_split", 0.0), "seed": cfg["seed"]}
+            self.holdout = {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}
             self.data_hint = cfg["data"]
             hist = os.path.join(model, "history.json") if os.path.isdir(model) else None
             if hist and os.path.exists(hist):
@@ -51,9 +51,7 @@ class Scorer:
         return predict_logits(self.model, images, channels_last=False, bf16=False, flip=self.tta == "flip")
 
     def splits(self, ds: Dataset) -> Dataset:
-        h = self.holdout or {}
-        ds = ds.with_holdout("test", h.get("test_split", 0.0), h.get("seed", 0) + 1)
-        return ds.with_holdout("val", h.get("val_split", 0.0), h.get("seed", 0))
+        return training_view(ds, **{"val_split": 0.0, **(self.holdout or {})})
 
 
 def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,

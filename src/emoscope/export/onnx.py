@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data import load_dataset
+from ..data.dataset import HOLDOUT_KEYS
 from ..evaluate.calibration import fit_temperature
 from ..train.config import TrainConfig
 from ..train.trainer import NORM_MEAN, NORM_STD, holdout_splits, load_run_model, predict_logits
@@ -50,8 +51,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
         "mean": json.dumps(NORM_MEAN), "std": json.dumps(NORM_STD), "crop": json.dumps(crop or DEFAULT_CROP),
         "temperature": json.dumps(round(float(temperature), 4)), "output": "logits",
         "architecture": cfg["model"], "producer": "emoscope",
-        "holdout": json.dumps({"val_split": cfg["val_split"], "test_split": cfg.get("test_split", 0.0),
-                               "seed": cfg["seed"]}),
+        "holdout": json.dumps({k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}),
     }
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra_meta or {}).items()})
     del proto.metadata_props[:]

@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import metrics
 from ..data import Dataset, load_dataset
+from ..data.dataset import HOLDOUT_KEYS, training_view
 from ..models import count_flops, count_params, create_model
 from .augment import augment, mix
 from .config import TrainConfig
@@ -40,18 +41,8 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
-    """Fold `train_splits` into train, then carve the configured test and validation splits from
-    it (seeded, stratified), then keep `train_fraction` of what is left for training. When val is
-    folded in, a `val_split` share of the original val stays out for choosing checkpoints: a warm
-    start has seen all of train, so only unseen images judge it fairly."""
-    if cfg.train_splits != ["train"]:
-        if "val" in cfg.train_splits:
-            ds = ds.with_holdout("kept_val", cfg.val_split, cfg.seed, source="val")
-        ds = ds.merged_splits(cfg.train_splits).merged_splits(["kept_val"], "val")
-    ds = ds.with_holdout("test", cfg.test_split, cfg.seed + 1).with_holdout("val", cfg.val_split, cfg.seed)
-    if cfg.train_fraction < 1:
-        ds = ds.with_holdout("unused", 1 - cfg.train_fraction, cfg.seed + 2)
-    return ds
+    """The run's splits (see `training_view`)."""
+    return training_view(ds, **{k: getattr(cfg, k) for k in HOLDOUT_KEYS})
 
 
 def atomic_save(obj, path: str) -> None:
@@ -130,9 +121,6 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.img_size, cfg.color, verbose=self.is_main)
-        if cfg.exclude:
-            with open(cfg.exclude) as f:
-                ds = ds.exclude(line.strip() for line in f if line.strip() and not line.startswith("#"))
         ds = holdout_splits(ds, cfg)
         self.classes = ds.classes
         self.train_set, self.val_set = ds.split("train"), ds.split("val")
