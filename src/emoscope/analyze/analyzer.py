@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -15,8 +15,10 @@ from ..images import pil_to_array, read_image
 from ..labels import valence
 from ..runtime import ExpressionClassifier, create_detector
 from .face import Face
-from .timeline import Timeline
 from .tracking import Tracker
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 
 def to_bgr(image) -> np.ndarray:
@@ -137,6 +139,7 @@ class Analyzer:
     def analyze_video(self, source, every: int = 1, max_frames: int | None = None, progress: bool = True,
                       on_frame: Callable[[int, float, np.ndarray, list[Face]], None] | None = None) -> Timeline:
         """Analyse a video into a Timeline: one row per face per analysed frame."""
+        from .timeline import Timeline
         rows = []
         for index, t, frame, faces in self.iter_video(source, every, max_frames=max_frames, progress=progress):
             if on_frame:
