@@ -64,6 +64,21 @@ def test_analyze_multipart_and_raw(client, photo):
     assert r.status_code == 200 and len(r.json()["annotated_jpeg_base64"]) > 1000
 
 
+def test_parallel_requests_share_the_analyzer_pool(client, photo):
+    """Two analyzers serve 12 concurrent requests; every answer equals the serial one."""
+    from concurrent.futures import ThreadPoolExecutor
+    post = lambda _: client.post("/v1/analyze", content=photo, headers={"content-type": "image/jpeg"})
+    serial = post(0).json()["faces"]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(post, range(12)))
+    assert all(r.status_code == 200 for r in answers)
+    for r in answers:
+        faces = r.json()["faces"]
+        assert [f["box"] for f in faces] == [f["box"] for f in serial]
+        assert [f["label"] for f in faces] == [f["label"] for f in serial]
+    assert client.app.state.settings.workers == 2 and client.app.state.analyzers.free.qsize() == 2
+
+
 def malformed_corpus(photo: bytes) -> list[tuple[str, dict]]:
     jpeg_trunc = photo[: len(photo) // 3]
     text = b"hello, I am definitely a photo"

@@ -11,10 +11,10 @@ import base64
 import io
 import json
 import os
+import queue
 import tempfile
-import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -37,7 +37,9 @@ from .media import sniff_image, sniff_video
 class Settings:
     model: str | None = None
     detector_model: str | None = None
-    threads: int = 0
+    threads: int = 0                             # per analyzer; 0: the cores shared out among workers
+    workers: int = 2                             # analyzers working in parallel (each serves one request)
+    detect_max_side: int = 640                   # detector input's longer side (smaller is faster)
     max_image_bytes: int = 15 * 1024 * 1024
     max_video_bytes: int = 100 * 1024 * 1024
     max_pixels: int = 40_000_000
@@ -47,6 +49,28 @@ class Settings:
     max_queued_videos: int = 4
     api_key: str | None = field(default_factory=lambda: os.environ.get("EMOSCOPE_API_KEY") or None)
     cors_origins: list[str] = field(default_factory=list)  # closed by default
+
+
+class AnalyzerPool:
+    """`size` analyzers; each serves one request at a time (the detector keeps per-size state) and
+    waiting requests are served first come, first served."""
+
+    def __init__(self, make, size: int):
+        if size < 1:
+            raise ValueError(f"need at least one worker, got {size}")
+        self.free: queue.Queue = queue.Queue()
+        for _ in range(size):
+            self.free.put(make())
+        self.first = self.free.queue[0]
+        self.classes = self.first.classes
+
+    @contextmanager
+    def use(self):
+        analyzer = self.free.get()
+        try:
+            yield analyzer
+        finally:
+            self.free.put(analyzer)
 
 
 class UploadError(HTTPException):
@@ -95,9 +119,11 @@ async def upload_bytes(request: Request, cap: int) -> bytes:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    analyzer = Analyzer(settings.model, detector_model=settings.detector_model, threads=settings.threads)
-    lock = threading.Lock()  # the detector keeps per-size state: one inference at a time
-    jobs = JobQueue(lock, analyzer, settings.video_every, settings.retention_s)
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
+    analyzers = AnalyzerPool(lambda: Analyzer(settings.model, detector_model=settings.detector_model, threads=threads,
+                                              detect_max_side=settings.detect_max_side), settings.workers)
+    analyzer = analyzers.first
+    jobs = JobQueue(analyzers, settings.video_every, settings.retention_s)
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
@@ -105,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="emoscope", version="0.1.0", lifespan=lifespan,
                   description="Facial expression recognition: faces, expressions, valence, video timelines.")
-    app.state.settings, app.state.analyzer, app.state.jobs = settings, analyzer, jobs
+    app.state.settings, app.state.analyzers, app.state.jobs = settings, analyzers, jobs
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"])
@@ -129,8 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ImageDecodeError as exc:
             raise UploadError(422, f"cannot decode the image: {exc}") from exc
         t0 = time.perf_counter()
-        with lock:
-            faces = analyzer.analyze(img)
+        with analyzers.use() as worker:
+            faces = worker.analyze(img)
         out = {"width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces],
                "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1)}
         if annotate:
@@ -235,10 +261,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 img = decode_image(data, "bgr", settings.max_pixels)
             except ImageDecodeError as exc:
                 return {"frame": index, "error": f"cannot decode frame: {exc}"}
-            with lock:
-                dets, probs, _ = analyzer._faces(img)
+            with analyzers.use() as worker:
+                dets, probs, _ = worker._faces(img)
             ids, smooth = tracker.update(index, [d.box for d in dets], probs)
-            faces = [analyzer._make_face(d, smooth[i], None, ids[i]).to_dict() for i, d in enumerate(dets)]
+            faces = [worker._make_face(d, smooth[i], None, ids[i]).to_dict() for i, d in enumerate(dets)]
             return {"frame": index, "width": img.shape[1], "height": img.shape[0], "faces": faces}
 
         receiver = asyncio.create_task(receive())

@@ -42,10 +42,9 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, analyze_lock: threading.Lock, analyzer, every: int = 1, retention_s: float = 0.0,
-                 max_queued: int = 8, keep_results: int = 50):
-        self.lock = analyze_lock
-        self.analyzer = analyzer
+    def __init__(self, analyzers, every: int = 1, retention_s: float = 0.0, max_queued: int = 8,
+                 keep_results: int = 50):
+        self.analyzers = analyzers
         self.every = every
         self.retention_s = retention_s
         self.max_queued = max_queued
@@ -78,12 +77,12 @@ class JobQueue:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                with self.lock:
-                    for index, t, _, faces in self.analyzer.iter_video(job.path, self.every, progress=False):
+                with self.analyzers.use() as analyzer:
+                    for index, t, _, faces in analyzer.iter_video(job.path, self.every, progress=False):
                         rows.extend(Timeline.row(index, t, f) for f in faces)
                         job.frames_done = index + 1
             job.warnings = [str(w.message).replace(job.path, "upload") for w in caught]
-            job.timeline = Timeline.from_rows(rows, self.analyzer.classes, video_fps(job.path))
+            job.timeline = Timeline.from_rows(rows, self.analyzers.classes, video_fps(job.path))
             job.status = "done"
         except Exception as exc:  # a damaged video must fail its job, not the server
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}".replace(job.path, "upload")
