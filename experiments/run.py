@@ -44,8 +44,8 @@ GROUPS: dict[str, dict[str, dict]] = {
                       ema=0.0, val_split=0.1, test_split=0.15) for c in ("gray", "rgb")},
     # A transfer backbone (random init here: no internet for ImageNet weights), frozen vs fine-tuned.
     "transfer": {
-        "mobilenet_v2 frozen": dict(FER_BASE, model="mobilenet_v2", epochs=5, freeze_epochs=-1, lr=0.02),
-        "mobilenet_v2 fine-tuned": dict(FER_BASE, model="mobilenet_v2", epochs=5, lr=0.02),
+        "mobilenet_v2 frozen": dict(FER_BASE, model="mobilenet_v2", epochs=5, freeze_epochs=-1, lr=0.02, bf16=False),
+        "mobilenet_v2 fine-tuned": dict(FER_BASE, model="mobilenet_v2", epochs=5, lr=0.02, bf16=False),
     },
 }
 

@@ -57,11 +57,11 @@ def resnet_fer_s(num_classes=7, in_chans=1, **kw):
 
 @register
 def resnet_fer_m(num_classes=7, in_chans=1, **kw):
-    """Wider late stages and a second block at 12x12: ~3.6M parameters."""
+    """Wider late stages and a second block at 12x12: 2.3M parameters, 242M MACs (the default model)."""
     return ResNetFER(num_classes, in_chans, (32, 64, 160, 320), (1, 1, 2, 1), **kw)
 
 
 @register
 def resnet_fer_l(num_classes=7, in_chans=1, **kw):
-    """Two blocks per stage, 48-96-192-384: ~10M parameters."""
+    """Two blocks per stage, 48-96-192-384: 6.3M parameters."""
     return ResNetFER(num_classes, in_chans, (48, 96, 192, 384), (2, 2, 2, 2), **kw)
