@@ -25,8 +25,8 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 24, parallel: bool = True) -> float:
-    clf = ExpressionClassifier(model, threads, parallel=parallel)
+def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 8) -> float:
+    clf = ExpressionClassifier(model, threads)
     crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
     clf.predict(crops)
     t = time.perf_counter()
@@ -102,9 +102,7 @@ if __name__ == "__main__":
         sys.exit(0)
     yunet = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
     cv2.setNumThreads(args.threads)
-    result = {"threads": args.threads,
-              "classifier_faces_per_s": round(classifier_rate(args.model, args.threads), 1),
-              "classifier_faces_per_s_one_session": round(classifier_rate(args.model, args.threads, parallel=False), 1)}
+    result = {"threads": args.threads, "classifier_faces_per_s": round(classifier_rate(args.model, args.threads), 1)}
     import tempfile
     video = write_video(os.path.join(tempfile.mkdtemp(), "one_face_640x480.avi"))
     import subprocess

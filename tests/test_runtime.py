@@ -168,15 +168,3 @@ def test_embedded_int8_is_default_and_agrees_with_fp32():
     assert f.model_path.endswith("expression.onnx") and q.classes == f.classes
     crops = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
     assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.8
-
-
-def test_parallel_sessions_match_one_session():
-    """A large batch split over several sessions gives the same probabilities, with and without flip TTA."""
-    from emoscope.runtime import ExpressionClassifier
-    crops = np.random.default_rng(1).integers(0, 256, (100, 48, 48), dtype=np.uint8)
-    for flip in (False, True):
-        many = ExpressionClassifier(threads=3, flip_tta=flip)
-        one = ExpressionClassifier(threads=3, flip_tta=flip, parallel=False)
-        assert len(many.sessions) == 3 and len(one.sessions) == 1
-        assert np.allclose(many.predict(crops), one.predict(crops), atol=1e-5)
-        assert np.allclose(many.predict(crops[:5]), one.predict(crops[:5]), atol=1e-5)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -52,25 +51,16 @@ def resolve_model(model: str | None) -> str:
 
 class ExpressionClassifier:
     """Batched onnxruntime classifier of face crops. `model` is a path or an embedded model name;
-    `threads` is how many cores it may use (0: all). Large batches are split over up to four
-    sessions running side by side, which on small 48x48 convolutions beats one session's
-    intra-op threading (benchmarks/bench_inference.py measures both)."""
-
-    MAX_SESSIONS = 4
-    MIN_PER_SESSION = 32  # smaller batches run on one session
+    `threads` caps intra-op threads (0: onnxruntime's default)."""
 
     def __init__(self, model_path: str | None = None, threads: int = 0, flip_tta: bool = False,
-                 align: bool = False, parallel: bool = True):
+                 align: bool = False):
         self.model_path = resolve_model(model_path)
-        cores = threads or os.cpu_count() or 1
-        n = min(cores, self.MAX_SESSIONS) if parallel else 1
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, cores // n)
-        opts.inter_op_num_threads = 1
-        self.sessions = [ort.InferenceSession(self.model_path, opts, providers=["CPUExecutionProvider"])
-                         for _ in range(n)]
-        self.session = self.sessions[0]
-        self._pool = ThreadPoolExecutor(n, thread_name_prefix="emoscope-ort") if n > 1 else None
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(self.model_path, opts, providers=["CPUExecutionProvider"])
         self.meta = read_metadata(self.session, self.model_path)
         self.classes: list[str] = self.meta["classes"]
         self.input_name = self.session.get_inputs()[0].name
@@ -133,21 +123,11 @@ class ExpressionClassifier:
         out = []
         for i in range(0, len(crops), batch):
             x = self.to_tensor(crops[i:i + batch])
+            y = self.session.run(None, {self.input_name: x})[0]
             if self.flip_tta:
-                y = self._run(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
-                y = (y[:len(x)] + y[len(x):]) / 2
-            else:
-                y = self._run(x)
+                y = (y + self.session.run(None, {self.input_name: np.ascontiguousarray(x[..., ::-1])})[0]) / 2
             out.append(y)
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        n = min(len(self.sessions), len(x) // self.MIN_PER_SESSION)
-        if n <= 1:
-            return self.session.run(None, {self.input_name: x})[0]
-        parts = self._pool.map(lambda sc: sc[0].run(None, {self.input_name: sc[1]})[0],
-                               zip(self.sessions, np.array_split(x, n)))
-        return np.concatenate(list(parts))
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, classes) for uint8 crops."""
