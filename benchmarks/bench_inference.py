@@ -25,7 +25,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 8) -> float:
+def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 24) -> float:
     clf = ExpressionClassifier(model, threads)
     crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
     clf.predict(crops)

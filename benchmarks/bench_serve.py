@@ -1,12 +1,13 @@
 """Load test of `emoscope serve` on loopback: bounded concurrent clients POST a 640x480 JPEG with
 one face; reports throughput, p50/p99 latency, errors, and the server's RSS before and after each
 round (growth across rounds would be a leak).
-Usage: python benchmarks/bench_serve.py [--clients 32] [--requests 50] [--rounds 3]
+Usage: python benchmarks/bench_serve.py [--clients 32] [--requests 50] [--rounds 3] [--serve-args '--workers 2']
 """
 
 import argparse
 import json
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -47,6 +48,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--requests", type=int, default=50, help="per client per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--serve-args", default="", help="extra `emoscope serve` options, e.g. '--workers 1'")
     args = p.parse_args()
     img = cv2.imread(os.path.join(SHARED, "samples", "facerec_obama.jpg"))
     img = cv2.resize(img, (int(img.shape[1] * 480 / img.shape[0]), 480))[:, :640]
@@ -56,7 +58,7 @@ def main() -> None:
         port = s.getsockname()[1]
     yunet = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
     server = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--detector-model",
-                               yunet], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               yunet, *shlex.split(args.serve_args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
