@@ -76,7 +76,7 @@ def test_parallel_requests_share_the_analyzer_pool(client, photo):
         faces = r.json()["faces"]
         assert [f["box"] for f in faces] == [f["box"] for f in serial]
         assert [f["label"] for f in faces] == [f["label"] for f in serial]
-    assert client.app.state.settings.workers == 2 and client.app.state.analyzers.free.qsize() == 2
+    assert client.app.state.settings.workers == 2 and client.app.state.analyzers.idle() == 2
 
 
 def malformed_corpus(photo: bytes) -> list[tuple[str, dict]]:

@@ -11,9 +11,10 @@ import base64
 import io
 import json
 import os
-import queue
 import tempfile
+import threading
 import time
+from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,25 +53,44 @@ class Settings:
 
 
 class AnalyzerPool:
-    """`size` analyzers; each serves one request at a time (the detector keeps per-size state) and
-    waiting requests are served first come, first served."""
+    """`size` analyzers; each serves one request at a time (the detector keeps per-size state).
+    A freed analyzer is handed straight to the longest-waiting request, so no late arrival can
+    overtake the queue (with queue.Queue, woken waiters lose races and go to the back)."""
 
     def __init__(self, make, size: int):
         if size < 1:
             raise ValueError(f"need at least one worker, got {size}")
-        self.free: queue.Queue = queue.Queue()
-        for _ in range(size):
-            self.free.put(make())
-        self.first = self.free.queue[0]
+        self.free = [make() for _ in range(size)]
+        self.first = self.free[0]
         self.classes = self.first.classes
+        self._lock = threading.Lock()
+        self._waiting: deque[list] = deque()  # [event, analyzer handed over]
+
+    def idle(self) -> int:
+        return len(self.free)
 
     @contextmanager
     def use(self):
-        analyzer = self.free.get()
+        with self._lock:
+            if self.free and not self._waiting:
+                analyzer = self.free.pop()
+                slot = None
+            else:
+                slot = [threading.Event(), None]
+                self._waiting.append(slot)
+        if slot is not None:
+            slot[0].wait()
+            analyzer = slot[1]
         try:
             yield analyzer
         finally:
-            self.free.put(analyzer)
+            with self._lock:
+                if self._waiting:
+                    nxt = self._waiting.popleft()
+                    nxt[1] = analyzer
+                    nxt[0].set()
+                else:
+                    self.free.append(analyzer)
 
 
 class UploadError(HTTPException):
