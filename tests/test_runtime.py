@@ -59,6 +59,16 @@ def test_one_and_two_faces(analyzer, samples):
     assert len(two) == 2 and two[0].box[0] != two[1].box[0]
 
 
+def test_embedded_gender_model(samples, yunet):
+    """The shipped gender model on the sample photos: two men, and the astronaut Eileen Collins."""
+    a = Analyzer(detector_model=yunet, threads=1, gender=True)
+    guess = {name: [max(f.gender, key=f.gender.get) for f in a.analyze(os.path.join(samples, name))]
+             for name in ("facerec_obama.jpg", "facerec_two_people.jpg", "skimage_astronaut.png")}
+    assert guess == {"facerec_obama.jpg": ["man"], "facerec_two_people.jpg": ["man", "man"],
+                     "skimage_astronaut.png": ["woman"]}
+    assert a.gender.meta["color"] == "rgb" and a.gender.meta["crop"]["square"] is False
+
+
 def test_input_kinds_agree(analyzer, samples):
     path = os.path.join(samples, "facerec_obama.jpg")
     bgr = cv2.imread(path)

@@ -18,6 +18,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--margin", type=float, default=0.1, help="face-box margin per side recorded in the crop metadata")
+    p.add_argument("--no-square", action="store_true",
+                   help="record that the box keeps its aspect ratio and is stretched to the input (models trained on "
+                        "tight, non-square face crops)")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--equalize", action="store_true",
                    help="record that face crops are histogram-equalised (for models trained on FER2013)")
@@ -34,7 +37,7 @@ def run_models(args) -> int:
 
 def run_export(args) -> int:
     from .onnx import export_onnx
-    crop = {"margin": args.margin, "square": True, "equalize": args.equalize}
+    crop = {"margin": args.margin, "square": not args.no_square, "equalize": args.equalize}
     report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
                          use_ema=not args.no_ema, int8=args.int8)
     print(json.dumps(report, indent=1))
