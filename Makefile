@@ -33,7 +33,6 @@ test: setup
 # The default model's recipe (resumable: run it again after an interruption).
 train-default: setup
 	$(BIN)/emoscope train --config configs/fer2013-default.json --resume
-	$(BIN)/emoscope train --config configs/fer2013-finetune.json --resume
 
 benchmarks: setup
 	$(BIN)/python benchmarks/bench_dataset.py

@@ -22,8 +22,10 @@ GENDER = os.path.join(SHARED, "datasets", "gender_faces.zip")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # FER2013 budget: a stratified 35% of train (~10,000 images), PublicTest picks the checkpoint,
-# PrivateTest is reported. One-cycle SGD, label smoothing 0.1, no EMA, the trainer's augmentation.
-FER_BASE = dict(data=FER, train_fraction=0.35, batch_size=128, lr=0.05, schedule="onecycle", ema=0.0)
+# PrivateTest is reported. One-cycle AdamW at 1e-3 (plain CNNs stall under SGD at lr 0.05; AdamW
+# trains every model here), label smoothing 0.1, no EMA, the trainer's augmentation.
+FER_BASE = dict(data=FER, train_fraction=0.35, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
+                schedule="onecycle", ema=0.0)
 NO_AUGMENT = dict(rotate=0, scale=0, shift=0, flip=0, brightness=0, contrast=0, erase=0)
 
 GROUPS: dict[str, dict[str, dict]] = {
@@ -37,15 +39,16 @@ GROUPS: dict[str, dict[str, dict]] = {
         "dropout only": dict(FER_BASE, model="cnn_medium", epochs=12, augment=NO_AUGMENT),
         "neither": dict(FER_BASE, model="cnn_medium", epochs=12, augment=NO_AUGMENT,
                         model_kwargs={"drop": 0.0, "dense_drop": 0.0}),
-        "aug+dropout, no BN": dict(FER_BASE, model="cnn_medium", epochs=12, lr=0.02, model_kwargs={"bn": False}),
+        "aug+dropout, no BN": dict(FER_BASE, model="cnn_medium", epochs=12, model_kwargs={"bn": False}),
     },
     # RGB vs grayscale input, on the colour photos of the gender set (FER2013 is grayscale only).
-    "color": {c: dict(data=GENDER, model="resnet_fer_s", color=c, img_size=48, epochs=15, batch_size=64, lr=0.05,
-                      ema=0.0, val_split=0.1, test_split=0.15) for c in ("gray", "rgb")},
+    "color": {c: dict(data=GENDER, model="resnet_fer_s", color=c, img_size=48, epochs=15, batch_size=64,
+                      optimizer="adamw", lr=1e-3, weight_decay=0.05, ema=0.0, val_split=0.1, test_split=0.15)
+              for c in ("gray", "rgb")},
     # A transfer backbone (random init here: no internet for ImageNet weights), frozen vs fine-tuned.
     "transfer": {
-        "mobilenet_v2 frozen": dict(FER_BASE, model="mobilenet_v2", epochs=5, freeze_epochs=-1, lr=0.02, bf16=False),
-        "mobilenet_v2 fine-tuned": dict(FER_BASE, model="mobilenet_v2", epochs=5, lr=0.02, bf16=False),
+        "mobilenet_v2 frozen": dict(FER_BASE, model="mobilenet_v2", epochs=5, freeze_epochs=-1, bf16=False),
+        "mobilenet_v2 fine-tuned": dict(FER_BASE, model="mobilenet_v2", epochs=5, bf16=False),
     },
 }
 

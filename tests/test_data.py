@@ -157,3 +157,7 @@ def test_with_validation_and_exclude(tmp_path):
     assert (v.splits == "val").sum() == 6 and (v.splits == "train").sum() == 24
     dropped = ds.exclude([ds.ids[0], ds.ids[5]])
     assert len(dropped) == len(ds) - 2 and ds.ids[0] not in set(dropped.ids)
+    t = v.with_holdout("test", 0.2, seed=1)
+    test_id, train_id = t.ids[t.splits == "test"][0], t.ids[t.splits == "train"][0]
+    kept = t.exclude([test_id, train_id])  # the exclusion list never shrinks a test split
+    assert test_id in set(kept.ids) and train_id not in set(kept.ids) and len(kept) == len(t) - 1

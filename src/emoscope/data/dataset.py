@@ -61,9 +61,11 @@ class Dataset:
                 out[s] = {k: int(v) for k, v in zip(self.classes, c)}
         return out
 
-    def exclude(self, ids) -> "Dataset":
-        """Drop samples whose id is in `ids` (e.g. the audit's exclusion list)."""
-        return self.select(~np.isin(self.ids, np.asarray(list(ids), dtype=self.ids.dtype)))
+    def exclude(self, ids, keep=("test",)) -> "Dataset":
+        """Drop samples whose id is in `ids` (e.g. the audit's exclusion list), except in the
+        splits named in `keep`: a given test split stays whole, so scores stay comparable."""
+        hit = np.isin(self.ids, np.asarray(list(ids), dtype=self.ids.dtype))
+        return self.select(~(hit & ~np.isin(self.splits, list(keep))))
 
     def merged_splits(self, names, into: str = "train") -> "Dataset":
         """A copy where every split in `names` is renamed `into` (e.g. train on train + val)."""
@@ -95,7 +97,7 @@ HOLDOUT_KEYS = ("exclude", "train_splits", "val_split", "test_split", "train_fra
 def training_view(ds: Dataset, exclude: str = "", train_splits=("train",), val_split: float = 0.1,
                   test_split: float = 0.0, train_fraction: float = 1.0, seed: int = 0) -> Dataset:
     """The splits a training run sees, reproducible from its config (`HOLDOUT_KEYS`) by export and
-    evaluation: drop `exclude`d ids, fold `train_splits` into train, carve test and val from train
+    evaluation: drop `exclude`d ids (never from a given test split: scores stay comparable), fold `train_splits` into train, carve test and val from train
     (seeded, stratified), then keep `train_fraction` of train. When val is folded in, a `val_split`
     share of the original val stays out for choosing checkpoints: a warm start has seen all of
     train, so only unseen images judge it fairly."""
@@ -103,7 +105,8 @@ def training_view(ds: Dataset, exclude: str = "", train_splits=("train",), val_s
         if not os.path.exists(exclude):
             raise ValueError(f"exclusion list {exclude} not found (paths are relative to where you run)")
         with open(exclude) as f:
-            ds = ds.exclude(line.strip() for line in f if line.strip() and not line.startswith("#"))
+            ids = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        ds = ds.exclude(ids)
     if list(train_splits) != ["train"]:
         if "val" in train_splits:
             ds = ds.with_holdout("kept_val", val_split, seed, source="val")
