@@ -97,10 +97,10 @@ HOLDOUT_KEYS = ("exclude", "train_splits", "val_split", "test_split", "train_fra
 def training_view(ds: Dataset, exclude: str = "", train_splits=("train",), val_split: float = 0.1,
                   test_split: float = 0.0, train_fraction: float = 1.0, seed: int = 0) -> Dataset:
     """The splits a training run sees, reproducible from its config (`HOLDOUT_KEYS`) by export and
-    evaluation: drop `exclude`d ids (never from a given test split: scores stay comparable), fold `train_splits` into train, carve test and val from train
-    (seeded, stratified), then keep `train_fraction` of train. When val is folded in, a `val_split`
-    share of the original val stays out for choosing checkpoints: a warm start has seen all of
-    train, so only unseen images judge it fairly."""
+    evaluation: drop `exclude`d ids (never from a given test split), fold `train_splits` into
+    train, carve test and val from train (seeded, stratified), then keep `train_fraction` of
+    train. When val is folded in, a `val_split` share of the original val stays out for choosing
+    checkpoints: a warm start has seen all of train, so only unseen images judge it fairly."""
     if exclude:
         if not os.path.exists(exclude):
             raise ValueError(f"exclusion list {exclude} not found (paths are relative to where you run)")

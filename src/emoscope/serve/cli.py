@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="analyzers working in parallel (default 2)")
     p.add_argument("--threads", type=int, default=0, help="threads per analyzer (0: cores / workers)")
     p.add_argument("--detect-max-side", type=int, default=640,
-                   help="detector input's longer side (default 640); 320 is ~3x faster but may miss faces under ~5%% of the frame")
+                   help="detector input's longer side (default 640); 320 is ~3x faster but may miss faces "
+                        "under ~5%% of the frame")
     p.add_argument("--retention", type=float, default=0.0, help="seconds to keep uploaded videos after a job (0)")
     p.add_argument("--cors", nargs="*", default=[], help="allowed CORS origins (closed by default)")
     p.add_argument("--max-upload-mb", type=float, default=15.0, help="image upload limit")

@@ -97,9 +97,14 @@ def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, ch
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def run_checkpoint(run: str) -> str:
+    """A run folder's best.pt, or the checkpoint file given."""
+    return os.path.join(run, "best.pt") if os.path.isdir(run) else run
+
+
 def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
     """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
-    path = os.path.join(run, "best.pt") if os.path.isdir(run) else run
+    path = run_checkpoint(run)
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ck["config"]
     in_chans = 1 if cfg["color"] == "gray" else 3
@@ -159,7 +164,7 @@ class Trainer:
     # -- construction ---------------------------------------------------------------------------
     def _load_init(self, source: str) -> None:
         """Warm start from another run of the same model and classes (its EMA weights if any)."""
-        path = os.path.join(source, "best.pt") if os.path.isdir(source) else source
+        path = run_checkpoint(source)
         ck = torch.load(path, map_location=self.device, weights_only=False)
         if ck["config"]["model"] != self.cfg.model or ck["classes"] != self.classes:
             raise ValueError(f"init {path}: a {ck['config']['model']} over {ck['classes']}, "
