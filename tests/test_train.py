@@ -1,5 +1,6 @@
 """The trainer on tiny synthetic data: learning, outputs, resume after kill -9, DDP, ONNX export."""
 
+import glob
 import json
 import os
 import signal
@@ -206,3 +207,11 @@ def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
     assert len(Trainer(third, progress=False).train_set) == 90
     with pytest.raises(ValueError, match="not a cnn_medium"):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "d"), model="cnn_medium", init=first.out), progress=False)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))), ids=os.path.basename)
+def test_shipped_configs_load(path):
+    """Every config in configs/ parses into a TrainConfig naming a registered model."""
+    from emoscope.models import list_models
+    cfg = TrainConfig.load(path)
+    assert cfg.model in list_models() and cfg.epochs > 0 and cfg.data
