@@ -13,6 +13,14 @@ table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px soli
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}code{background:#f5f5f5;padding:1px 4px}"""
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports run headless, in servers and CI)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def png_tag(path: str, alt: str = "") -> str:
     with open(path, "rb") as f:
         data = base64.b64encode(f.read()).decode()

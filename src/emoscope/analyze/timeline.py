@@ -56,11 +56,10 @@ class Timeline(pd.DataFrame):
     def plot(self, path: str | None = None, min_frames: int = 3):
         """Expression probabilities over time (stacked) and valence, one panel per person.
         Saves a PNG when `path` is given; returns the matplotlib figure."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        from ..report import pyplot
         from .annotate import CLASS_COLORS_RGB
+
+        plt = pyplot()
 
         df = pd.DataFrame(self)
         counts = df["track"].value_counts()

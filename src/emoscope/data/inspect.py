@@ -8,7 +8,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..report import png_tag, write_html
+from ..report import png_tag, pyplot, write_html
 from .dataset import SPLITS, Dataset
 
 
@@ -44,9 +44,7 @@ def source_folders(ds: Dataset) -> dict[str, int]:
 
 
 def plot_counts(st: dict, path: str) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     splits = list(st["counts"])
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
     for ax, s in zip(axes[0], splits):
@@ -63,9 +61,7 @@ def plot_counts(st: dict, path: str) -> str:
 
 
 def plot_grid(ds: Dataset, path: str, per_class: int = 8, seed: int = 0) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     k = len(ds.classes)
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9, k * 1.0), squeeze=False)

@@ -14,9 +14,8 @@ import pandas as pd
 
 from ..data import load_dataset
 from ..metrics import summary
-from ..report import png_tag, table, write_html
+from ..report import png_tag, pyplot, table, write_html
 from .evaluator import Scorer
-from .plots import _plt
 
 COLUMNS = ["run", "model", "params_m", "macs_m", "epochs", "train_min", "best_val_acc", "test_acc", "test_macro_f1",
            "latency_ms"]
@@ -88,7 +87,7 @@ def markdown(df: pd.DataFrame) -> str:
 
 
 def plot_accuracy_vs_params(df: pd.DataFrame, path: str) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(df["params_m"], df["best_val_acc"], label="best validation", marker="o")
     if df["test_acc"].notna().any():
@@ -108,7 +107,7 @@ def plot_accuracy_vs_params(df: pd.DataFrame, path: str) -> str:
 
 
 def plot_accuracy_vs_epoch(histories: dict[str, list[dict]], path: str) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, hist in histories.items():
         ax.plot([h["epoch"] for h in hist], [h["val_acc"] for h in hist], label=name, lw=1.2)

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+from ..report import pyplot
 
 
 def confusion(cm: np.ndarray, classes: list[str], path: str) -> str:
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
@@ -36,7 +31,7 @@ def confusion(cm: np.ndarray, classes: list[str], path: str) -> str:
 
 
 def roc(roc_data: dict, path: str) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5.5))
     for c, r in roc_data.items():
         ax.plot(r["fpr"], r["tpr"], label=f"{c} (AUC {r['auc']:.3f})")
@@ -52,7 +47,7 @@ def roc(roc_data: dict, path: str) -> str:
 
 
 def reliability(rel: dict, path: str, temperature: float) -> str:
-    plt = _plt()
+    plt = pyplot()
     edges = rel["edges"]
     centers = (edges[:-1] + edges[1:]) / 2
     nz = rel["count"] > 0
@@ -70,7 +65,7 @@ def reliability(rel: dict, path: str, temperature: float) -> str:
 
 
 def training_curves(history: list[dict], path: str) -> str:
-    plt = _plt()
+    plt = pyplot()
     ep = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     axes[0].plot(ep, [h["train_loss"] for h in history], label="train")
@@ -95,7 +90,7 @@ def training_curves(history: list[dict], path: str) -> str:
 def mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: list[str], path: str,
              n: int = 24) -> str:
     """The most confident wrong predictions."""
-    plt = _plt()
+    plt = pyplot()
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)
     worst = wrong[np.argsort(-probs[wrong, pred[wrong]])][:n]
