@@ -209,6 +209,40 @@ def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "d"), model="cnn_medium", init=first.out), progress=False)
 
 
+def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
+    """Offline distillation: the targets blend the labels with the teachers' averaged,
+    flip-averaged probabilities on the clean training images; a mismatched teacher is refused."""
+    import torch
+    from emoscope.train.cli import add_arguments, resolve
+    from emoscope.train.trainer import Trainer, load_run_model, predict_logits
+    teachers = []
+    for i, model in enumerate(("cnn_small", "cnn_medium")):
+        cfg = TrainConfig(data=tiny_data, out=str(tmp_path / f"t{i}"), model=model, epochs=2, batch_size=32,
+                          threads=2, ema=0.0, seed=i)
+        Trainer(cfg, progress=False).fit()
+        teachers.append(cfg.out)
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", tiny_data, "--out", str(tmp_path / "s"), "--model", "cnn_small",
+                              "--epochs", "2", "--batch-size", "32", "--threads", "2", "--teacher", teachers[0],
+                              "--teacher", teachers[1], "--distill", "0.8", "--distill-temperature", "2"])
+    student_cfg = resolve(args)
+    assert student_cfg.teacher == teachers and student_cfg.distill == 0.8
+    student = Trainer(student_cfg, progress=False)
+    images = student.train_set.images
+    expected = torch.stack([torch.softmax(torch.from_numpy(predict_logits(load_run_model(t)[0], images, flip=True)) / 2, 1)
+                            for t in teachers]).mean(0)
+    assert student.teacher_probs.shape == (len(images), len(student.classes))
+    assert torch.allclose(student.teacher_probs, expected, atol=1e-2)  # bf16 inference
+    assert torch.allclose(student.teacher_probs.sum(1), torch.ones(len(images)), atol=1e-5)
+    history = student.fit()
+    assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
+    rgb = TrainConfig(data=tiny_data, out=str(tmp_path / "r"), model="cnn_small", color="rgb", teacher=teachers[:1])
+    with pytest.raises(ValueError, match="teacher .*gray 48px"):
+        Trainer(rgb, progress=False)
+
+
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))), ids=os.path.basename)
 def test_shipped_configs_load(path):
     """Every config in configs/ parses into a TrainConfig naming a registered model."""

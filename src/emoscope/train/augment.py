@@ -54,10 +54,10 @@ def random_erase(x: torch.Tensor, p: float, area: tuple[float, float], g: torch.
     return torch.where(mask.unsqueeze(1), noise, x)
 
 
-def mix(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: AugmentConfig,
+def mix(x: torch.Tensor, target: torch.Tensor, cfg: AugmentConfig,
         g: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup or CutMix with one Beta-drawn ratio per batch; returns images and soft targets."""
-    target = F.one_hot(y, num_classes).float()
+    """Mixup or CutMix of images and their (N, classes) target distributions, one Beta-drawn
+    ratio per batch."""
     use_cutmix = cfg.cutmix > 0 and (cfg.mixup <= 0 or torch.rand(1, generator=g).item() < 0.5)
     alpha = cfg.cutmix if use_cutmix else cfg.mixup
     if alpha <= 0:

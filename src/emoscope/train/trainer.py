@@ -160,6 +160,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.train_u8 = torch.from_numpy(self.train_set.images)
         self.train_y = torch.from_numpy(self.train_set.labels)
+        self.teacher_probs = self._teacher_probs() if cfg.teacher else None
 
     # -- construction ---------------------------------------------------------------------------
     def _load_init(self, source: str) -> None:
@@ -170,6 +171,25 @@ class Trainer:
             raise ValueError(f"init {path}: a {ck['config']['model']} over {ck['classes']}, "
                              f"not a {self.cfg.model} over {self.classes}")
         self.model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
+
+    def _teacher_probs(self) -> torch.Tensor:
+        """The teachers' averaged class probabilities for every training image, computed once
+        (flip-averaged logits on the clean image, softened by `distill_temperature`): offline
+        distillation costs no teacher forward pass per step."""
+        cfg = self.cfg
+        probs = []
+        for run in cfg.teacher:
+            teacher, tcfg, tclasses = load_run_model(run)
+            if tclasses != self.classes or tcfg["color"] != cfg.color or tcfg["img_size"] != cfg.img_size:
+                raise ValueError(f"teacher {run}: {tcfg['color']} {tcfg['img_size']}px over {tclasses}, "
+                                 f"not {cfg.color} {cfg.img_size}px over {self.classes}")
+            teacher = teacher.to(self.device).to(memory_format=torch.channels_last)
+            logits = predict_logits(teacher, self.train_set.images, bf16=cfg.bf16, device=self.device, flip=True)
+            probs.append(torch.softmax(torch.from_numpy(logits) / cfg.distill_temperature, dim=1))
+            if self.is_main:
+                acc = float((probs[-1].argmax(1).numpy() == self.train_set.labels).mean())
+                print(f"teacher {run}: {acc:.4f} accuracy on the training images", flush=True)
+        return torch.stack(probs).mean(0)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -290,7 +310,10 @@ class Trainer:
         for idx in bar:
             x = augment(to_input(self.train_u8[idx]), cfg.augment, g)
             y = self.train_y[idx]
-            x, target = mix(x, y, num_classes, cfg.augment, g)
+            target = F.one_hot(y, num_classes).float()
+            if self.teacher_probs is not None:
+                target = (1 - cfg.distill) * target + cfg.distill * self.teacher_probs[idx]
+            x, target = mix(x, target, cfg.augment, g)
             x = normalize(x).to(self.device, non_blocking=True)
             target = target.to(self.device)
             if cfg.channels_last:
