@@ -26,8 +26,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "c
 
 
 def probe(analyzer: Analyzer, path: str) -> dict[str, dict]:
-    """Per group (the photo's folder): photo count, faces found, and each found face's top face's
-    probabilities and valence score."""
+    """Per group (the photo's folder): photo count, unreadable count, and the probabilities and
+    valence score of the most confident face in each photo where one is found."""
     groups: dict[str, dict] = defaultdict(lambda: {"photos": 0, "unreadable": 0, "probs": [], "valence": []})
     with zipfile.ZipFile(path) as zf:
         for name in sorted(n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png"))):

@@ -1,5 +1,6 @@
 """The trainer on tiny synthetic data: learning, outputs, resume after kill -9, DDP, ONNX export."""
 
+import argparse
 import glob
 import json
 import os
@@ -221,7 +222,6 @@ def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
                           threads=2, ema=0.0, seed=i)
         Trainer(cfg, progress=False).fit()
         teachers.append(cfg.out)
-    import argparse
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--data", tiny_data, "--out", str(tmp_path / "s"), "--model", "cnn_small",

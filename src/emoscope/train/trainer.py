@@ -183,8 +183,10 @@ class Trainer:
             if tclasses != self.classes or tcfg["color"] != cfg.color or tcfg["img_size"] != cfg.img_size:
                 raise ValueError(f"teacher {run}: {tcfg['color']} {tcfg['img_size']}px over {tclasses}, "
                                  f"not {cfg.color} {cfg.img_size}px over {self.classes}")
-            teacher = teacher.to(self.device).to(memory_format=torch.channels_last)
-            logits = predict_logits(teacher, self.train_set.images, bf16=cfg.bf16, device=self.device, flip=True)
+            if cfg.channels_last:
+                teacher = teacher.to(memory_format=torch.channels_last)
+            logits = predict_logits(teacher.to(self.device), self.train_set.images, channels_last=cfg.channels_last,
+                                    bf16=cfg.bf16, device=self.device, flip=True)
             probs.append(torch.softmax(torch.from_numpy(logits) / cfg.distill_temperature, dim=1))
             if self.is_main:
                 acc = float((probs[-1].argmax(1).numpy() == self.train_set.labels).mean())
