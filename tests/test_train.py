@@ -243,6 +243,42 @@ def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
         Trainer(rgb, progress=False)
 
 
+def test_online_distillation_on_the_augmented_batch(tiny_data, tmp_path):
+    """Online distillation: no precomputed probabilities; the teacher (kept in eval mode while the
+    student trains) predicts each batch the student sees, and the run trains."""
+    import torch
+    from emoscope.train.cli import add_arguments, resolve
+    from emoscope.train.trainer import Trainer
+    teacher = TrainConfig(data=tiny_data, out=str(tmp_path / "t"), model="cnn_small", epochs=1, batch_size=32,
+                          threads=2, ema=0.0)
+    Trainer(teacher, progress=False).fit()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", tiny_data, "--out", str(tmp_path / "s"), "--model", "cnn_small", "--epochs",
+                              "2", "--batch-size", "32", "--threads", "2", "--teacher", teacher.out,
+                              "--distill-online", "--distill-temperature", "2"])
+    student = Trainer(resolve(args), progress=False)
+    assert student.cfg.distill_online and student.teacher_probs is None and len(student.teachers) == 1
+    x = torch.randn(8, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch.softmax(student.teachers[0](x).float() / 2, 1)
+    assert torch.allclose(student._online_teacher_probs(x), expected, atol=1e-6)
+    history = student.fit()
+    assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
+    assert not student.teachers[0].training
+    assert not resolve(parser.parse_args(["--data", tiny_data])).distill_online
+    # the same teacher exported to ONNX predicts the same batch through onnxruntime
+    from emoscope.export.onnx import export_onnx
+    onnx_path = export_onnx(teacher.out, str(tmp_path / "teacher.onnx"))["path"]
+    via_onnx = Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "o"), model="cnn_medium", epochs=1, batch_size=32,
+                                   threads=2, teacher=[onnx_path], distill_online=True, bf16=False), progress=False)
+    x = x.contiguous()
+    assert torch.allclose(via_onnx._online_teacher_probs(x), torch.softmax(student.teachers[0](x), 1), atol=1e-4)
+    assert len(via_onnx.fit()) == 1
+    with pytest.raises(ValueError, match="teacher .*rgb"):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "p"), color="rgb", teacher=[onnx_path]), progress=False)
+
+
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))), ids=os.path.basename)
 def test_shipped_configs_load(path):
     """Every config in configs/ parses into a TrainConfig naming a registered model."""

@@ -10,7 +10,7 @@ from .config import TrainConfig
 FLAGS = ("data", "out", "model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
          "label_smoothing", "balance", "ema", "color", "img_size", "seed", "threads", "exclude", "monitor",
          "early_stop", "val_split", "test_split", "device", "freeze_epochs", "init", "train_fraction",
-         "train_splits", "teacher", "distill", "distill_temperature")
+         "train_splits", "teacher", "distill", "distill_temperature", "distill_online")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,10 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--early-stop", dest="early_stop", type=int, help="patience in epochs (0: off)")
     p.add_argument("--init", help="warm start from this run folder (or .pt) of the same model and classes")
     p.add_argument("--teacher", action="append",
-                   help="distil this run folder's predictions (repeat for an ensemble of teachers)")
+                   help="distil this run folder's (or exported .onnx file's) predictions; repeat for an ensemble")
     p.add_argument("--distill", type=float, help="weight of the teachers' probabilities in the target (0..1)")
     p.add_argument("--distill-temperature", dest="distill_temperature", type=float,
                    help="temperature that softens the teachers' logits")
+    p.add_argument("--distill-online", dest="distill_online", action="store_true", default=None,
+                   help="the teachers predict every augmented batch (costs their forward passes)")
     p.add_argument("--train-splits", dest="train_splits", type=lambda v: v.split(","),
                    help="comma list of splits folded into train before the val split is carved (e.g. train,val)")
     p.add_argument("--train-fraction", dest="train_fraction", type=float,

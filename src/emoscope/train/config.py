@@ -51,9 +51,11 @@ class TrainConfig:
     freeze_epochs: int = 0               # train only the model's head for this many epochs (-1: always)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: str = ""                       # warm start: weights of a run folder (its best.pt, EMA) or a .pt file
-    teacher: list[str] = field(default_factory=list)  # runs whose predictions are distilled (knowledge distillation)
+    teacher: list[str] = field(default_factory=list)  # runs or exported .onnx files whose predictions are distilled
     distill: float = 0.7                 # weight of the teachers' probabilities in the training target
     distill_temperature: float = 1.0     # softens the teachers' logits before averaging their probabilities
+    distill_online: bool = False         # teachers see each augmented batch (consistent views) instead of
+                                         # their probabilities on the clean images computed once
     train_splits: list[str] = field(default_factory=lambda: ["train"])  # splits folded into train first
     train_fraction: float = 1.0          # stratified, seeded share of train actually used (experiments)
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
