@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED)/models/face_detection_yunet.onnx),)
 export EMOSCOPE_YUNET_MODEL ?= $(SHARED)/models/face_detection_yunet.onnx
 endif
 
-.PHONY: setup demo test train-default benchmarks clean
+.PHONY: setup demo test train-default train-distilled benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: setup
 # The default model's recipe (resumable: run it again after an interruption).
 train-default: setup
 	$(BIN)/emoscope train --config configs/fer2013-default.json --resume
+
+# The candidate from online distillation: teacher resnet_fer_l, its int8 export, then resnet_fer_ms
+# taught by it batch by batch (each stage resumes; run it again after an interruption).
+train-distilled: setup
+	$(BIN)/emoscope train --config configs/fer2013-teacher-l.json --resume
+	$(BIN)/emoscope export runs/fer2013-teacher-l --out runs/fer2013-teacher-l/teacher.onnx \
+		--int8 runs/fer2013-teacher-l/teacher-int8.onnx --equalize
+	$(BIN)/emoscope train --config configs/fer2013-ms-online.json --resume
 
 benchmarks: setup
 	$(BIN)/python benchmarks/bench_dataset.py
