@@ -34,12 +34,11 @@ test: setup
 train-default: setup
 	$(BIN)/emoscope train --config configs/fer2013-default.json --resume
 
-# The candidate from online distillation: teacher resnet_fer_l, its int8 export, then resnet_fer_ms
-# taught by it batch by batch (each stage resumes; run it again after an interruption).
-train-distilled: setup
-	$(BIN)/emoscope train --config configs/fer2013-teacher-l.json --resume
-	$(BIN)/emoscope export runs/fer2013-teacher-l --out runs/fer2013-teacher-l/teacher.onnx \
-		--int8 runs/fer2013-teacher-l/teacher-int8.onnx --equalize
+# The candidate from online distillation: the default model (teacher), its int8 export, then
+# resnet_fer_ms taught by it batch by batch (each stage resumes; run it again after an interruption).
+train-distilled: train-default
+	$(BIN)/emoscope export runs/fer2013-default --out runs/fer2013-default/teacher.onnx \
+		--int8 runs/fer2013-default/teacher-int8.onnx --equalize
 	$(BIN)/emoscope train --config configs/fer2013-ms-online.json --resume
 
 benchmarks: setup
