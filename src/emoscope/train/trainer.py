@@ -122,7 +122,6 @@ class OnnxTeacher(nn.Module):
     def __init__(self, path: str, threads: int = 0):
         super().__init__()
         from ..runtime import ExpressionClassifier
-        self.path = path
         self.clf = ExpressionClassifier(path, threads)
         meta = self.clf.meta
         if meta["output"] != "logits" or not (np.allclose(meta["mean"], NORM_MEAN) and np.allclose(meta["std"], NORM_STD)):
