@@ -34,7 +34,7 @@ test: setup
 train-default: setup
 	$(BIN)/emoscope train --config configs/fer2013-default.json --resume
 
-# The candidate from online distillation: the default model (teacher), its int8 export, then
+# The shipped model's recipe (online distillation): resnet_fer_m (teacher), its int8 export, then
 # resnet_fer_ms taught by it batch by batch (each stage resumes; run it again after an interruption).
 train-distilled: train-default
 	$(BIN)/emoscope export runs/fer2013-default --out runs/fer2013-default/teacher.onnx \
