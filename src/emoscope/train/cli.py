@@ -10,7 +10,8 @@ from .config import TrainConfig
 FLAGS = ("data", "out", "model", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
          "label_smoothing", "balance", "ema", "color", "img_size", "seed", "threads", "exclude", "monitor",
          "early_stop", "val_split", "test_split", "device", "freeze_epochs", "init", "train_fraction",
-         "train_splits", "teacher", "distill", "distill_temperature", "distill_online")
+         "train_splits", "teacher", "distill", "distill_temperature", "distill_online",
+         "distill_flip")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="temperature that softens the teachers' logits")
     p.add_argument("--distill-online", dest="distill_online", action="store_true", default=None,
                    help="the teachers predict every augmented batch (costs their forward passes)")
+    p.add_argument("--distill-flip", dest="distill_flip", action="store_true", default=None,
+                   help="online: average each teacher's logits with its view of the mirrored batch")
     p.add_argument("--train-splits", dest="train_splits", type=lambda v: v.split(","),
                    help="comma list of splits folded into train before the val split is carved (e.g. train,val)")
     p.add_argument("--train-fraction", dest="train_fraction", type=float,

@@ -56,6 +56,7 @@ class TrainConfig:
     distill_temperature: float = 1.0     # softens the teachers' logits before averaging their probabilities
     distill_online: bool = False         # teachers see each augmented batch (consistent views) instead of
                                          # their probabilities on the clean images computed once
+    distill_flip: bool = False           # online: teachers also see the mirrored batch (flip TTA)
     train_splits: list[str] = field(default_factory=lambda: ["train"])  # splits folded into train first
     train_fraction: float = 1.0          # stratified, seeded share of train actually used (experiments)
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
