@@ -78,6 +78,12 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def flip_averaged_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits averaged with those of the horizontally mirrored batch, in one forward pass over both."""
+    both = model(torch.cat([x, torch.flip(x, dims=[3])])).float()
+    return (both[:len(x)] + both[len(x):]) / 2
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, channels_last: bool = True,
                    bf16: bool = True, device: str = "cpu", flip: bool = False) -> np.ndarray:
@@ -90,9 +96,7 @@ def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, ch
             x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if bf16 else nullcontext()
         with ctx:
-            logits = model(x).float()
-            if flip:
-                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+            logits = flip_averaged_logits(model, x) if flip else model(x).float()
         out.append(logits.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -243,9 +247,7 @@ class Trainer:
         probs = []
         with self._autocast():
             for t in self.teachers:
-                logits = t(x).float()
-                if self.cfg.distill_flip:
-                    logits = (logits + t(torch.flip(x, dims=[3])).float()) / 2
+                logits = flip_averaged_logits(t, x) if self.cfg.distill_flip else t(x).float()
                 probs.append(torch.softmax(logits / self.cfg.distill_temperature, dim=1))
         return torch.stack(probs).mean(0)
 
