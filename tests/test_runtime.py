@@ -66,7 +66,7 @@ def test_embedded_gender_model(samples, yunet):
              for name in ("facerec_obama.jpg", "facerec_two_people.jpg", "skimage_astronaut.png")}
     assert guess == {"facerec_obama.jpg": ["man"], "facerec_two_people.jpg": ["man", "man"],
                      "skimage_astronaut.png": ["woman"]}
-    assert a.gender.meta["color"] == "rgb" and a.gender.meta["crop"]["square"] is False
+    assert a.gender.meta.color == "rgb" and a.gender.meta.crop.square is False
 
 
 def test_input_kinds_agree(analyzer, samples):

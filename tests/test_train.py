@@ -108,7 +108,7 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
     assert q.classes == ExpressionClassifier(str(tmp_path / "m.onnx")).classes
     clf = ExpressionClassifier(str(tmp_path / "m.onnx"))
     assert clf.classes[:7] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    assert clf.meta["input_size"] == (48, 48) and clf.meta["color"] == "gray"
+    assert clf.meta.input_size == (48, 48) and clf.meta.color == "gray"
     probs = clf.predict(np.zeros((5, 48, 48), np.uint8))
     assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
 

@@ -15,6 +15,8 @@ VERBS = [
     ("data audit", "data.cli", "add_audit_arguments", "run_audit",
      "find corrupt, duplicate, leaked, blank and non-face images",
      "Data-quality audit; writes findings.csv and an exclusion list for training."),
+    ("data split", "data.cli", "add_split_arguments", "run_split", "write a seeded, stratified train/val/test split",
+     "Split a labelled set once (seeded, stratified per class) into a split file of id,split lines."),
     ("train", "train.cli", "add_arguments", "run", "train a model (needs the 'train' extra)",
      "Train a registered model; checkpoints every epoch, resumable with --resume."),
     ("tune", "train.tune", "add_arguments", "run", "hyper-parameter search with Optuna (resumable)",

@@ -32,6 +32,24 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude-non-faces", action="store_true", help="also put likely non-faces in exclude.txt")
 
 
+def add_split_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="dataset folder or .zip (every sample is split, whatever its folders say)")
+    p.add_argument("--out", required=True, help="split file to write (id,split lines)")
+    p.add_argument("--val", type=float, default=0.15, help="share of each class for val (default 0.15)")
+    p.add_argument("--test", type=float, default=0.15, help="share of each class for test (default 0.15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group", default="", help="regular expression whose first group, matched in each file name "
+                   "(without extension), names a group kept in one split, e.g. the person: '^(.*?)_?[0-9]*$'")
+
+
+def run_split(args) -> int:
+    from .dataset import load_dataset, write_split_file
+    counts = write_split_file(load_dataset(args.path, 8, "gray"), args.out, args.val, args.test, args.seed,
+                              args.group)
+    print(json.dumps({"split_file": args.out, "counts": counts}, indent=1))
+    return 0
+
+
 def _load(args):
     from .dataset import load_dataset
     from .readers import DatasetError

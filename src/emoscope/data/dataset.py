@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,11 +13,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..contract import IMG_SIZE, CropRule, crop_face
 from ..images import ImageDecodeError, open_image, pil_to_array
 from ..labels import CONTEMPT, EXPRESSIONS, canonical_label
 from .readers import DatasetError, FileTree, RawSample, Skipped, iter_samples
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SPLITS = ("train", "val", "test")
 
 
@@ -47,6 +49,15 @@ class Dataset:
         return Dataset(self.images[mask], self.labels[mask], self.splits[mask], self.ids[mask],
                        self.classes, self.layout, self.source, self.orig_sizes[mask],
                        self.orig_modes[mask], self.skipped)
+
+    @classmethod
+    def concat(cls, parts: list["Dataset"]) -> "Dataset":
+        """One dataset of several with the same classes, image size and colour."""
+        first = parts[0]
+        return cls(*(np.concatenate([getattr(p, k) for p in parts])
+                     for k in ("images", "labels", "splits", "ids")), first.classes, first.layout, first.source,
+                   np.concatenate([p.orig_sizes for p in parts]), np.concatenate([p.orig_modes for p in parts]),
+                   [s for p in parts for s in p.skipped])
 
     def split(self, name: str) -> "Dataset":
         return self.select(self.splits == name)
@@ -90,6 +101,99 @@ class Dataset:
         """A stratified validation split carved from train (if the data has none)."""
         return self.with_holdout("val", fraction, seed)
 
+    def with_split_file(self, path: str) -> "Dataset":
+        """Splits as a split file (`write_split_file`) states them; ids it does not list are dropped."""
+        assigned = read_split_file(path)
+        known = np.array([i in assigned for i in self.ids.tolist()], bool)
+        out = self.select(known)
+        out.splits = np.array([assigned[i] for i in out.ids.tolist()], dtype=str)
+        return out
+
+    def relabeled(self, classes: list[str]) -> "Dataset":
+        """The samples whose class is in `classes`, labelled by index into `classes` (e.g. a
+        dataset with contempt read by a 7-class model: the contempt photos are left out)."""
+        index = {c: i for i, c in enumerate(classes)}
+        own = np.array([index.get(c, -1) for c in self.classes], np.int64)
+        out = self.select(own[self.labels] >= 0)
+        out.labels = own[out.labels]
+        out.classes = list(classes)
+        return out
+
+
+def seeded_split(labels: np.ndarray, val: float, test: float, seed: int,
+                 groups: np.ndarray | None = None) -> np.ndarray:
+    """Split names for a whole labelled set, stratified per class and seeded.
+
+    Without `groups`: in every class a seeded permutation gives the first round(test * n) samples
+    to test, the next round(val * n) to val, the rest to train. With `groups` (e.g. the person in
+    each photo), a group never straddles two splits: groups are taken largest first (ties in
+    seeded order) and each goes to the split whose per-class targets it fills best."""
+    if groups is None:
+        rng = np.random.default_rng(seed)
+        out = np.full(len(labels), "train", dtype=object)
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            n_test, n_val = int(round(test * members.size)), int(round(val * members.size))
+            out[members[:n_test]] = "test"
+            out[members[n_test:n_test + n_val]] = "val"
+        return out.astype(str)
+    names = ("test", "val", "train")
+    n_classes = int(labels.max()) + 1
+    total = np.bincount(labels, minlength=n_classes).astype(float)
+    target = np.stack([total * test, total * val, total * (1 - test - val)])
+    have = np.zeros_like(target)
+    keys, inverse = np.unique(groups, return_inverse=True)
+    per_group = np.zeros((len(keys), n_classes))
+    np.add.at(per_group, (inverse, labels), 1)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    order = order[np.argsort(-per_group[order].sum(1), kind="stable")]
+    choice = np.empty(len(keys), np.int64)
+    for g in order:
+        need = ((target - have) / np.maximum(target, 1)) @ per_group[g]
+        choice[g] = int(np.argmax(need))
+        have[choice[g]] += per_group[g]
+    return np.array(names, dtype=str)[choice[inverse]]
+
+
+def write_split_file(ds: Dataset, path: str, val: float, test: float, seed: int,
+                     group: str = "") -> dict[str, dict[str, int]]:
+    """Write the seeded, stratified split of `ds` (all its samples) as `id,split` lines, with the
+    rule in the first line, so every number measured on it can be reproduced. `group` is a regular
+    expression whose first group, matched in each file's name without extension, names the group
+    (e.g. the person) that must stay in one split. Returns the counts."""
+    order = np.argsort(ds.ids)
+    ids, labels = ds.ids[order], ds.labels[order]
+    groups = None
+    if group:
+        pattern = re.compile(group)
+        stems = [os.path.splitext(i.rsplit("/", 1)[-1])[0] for i in ids.tolist()]
+        groups = np.array([(m.group(1) if (m := pattern.match(s)) else s) for s in stems])
+    splits = seeded_split(labels, val, test, seed, groups)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        rule = f", grouped by {group!r} on the file name" if group else ""
+        f.write(f"# emoscope data split: stratified per class over the ids sorted by name{rule}, "
+                f"seed {seed}, test {test}, val {val}, rest train\n")
+        f.writelines(f"{i},{s}\n" for i, s in zip(ids.tolist(), splits.tolist()))
+    os.replace(tmp, path)
+    return {s: {c: int(((splits == s) & (labels == k)).sum()) for k, c in enumerate(ds.classes)} for s in SPLITS}
+
+
+def read_split_file(path: str) -> dict[str, str]:
+    """id -> split from a split file."""
+    if not os.path.exists(path):
+        raise ValueError(f"split file {path} not found (paths are relative to where you run)")
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                sid, split = line.rstrip("\n").rsplit(",", 1)
+                if split not in SPLITS:
+                    raise ValueError(f"{path}: split {split!r} for {sid} is not one of {', '.join(SPLITS)}")
+                out[sid] = split
+    return out
+
 
 HOLDOUT_KEYS = ("exclude", "train_splits", "val_split", "test_split", "train_fraction", "seed")
 
@@ -115,6 +219,44 @@ def training_view(ds: Dataset, exclude: str = "", train_splits=("train",), val_s
     if train_fraction < 1:
         ds = ds.with_holdout("unused", 1 - train_fraction, seed + 2)
     return ds
+
+
+@dataclass
+class Source:
+    """One training source of a run, split and labelled in the run's classes."""
+
+    name: str
+    data: Dataset
+    weight: float      # share of each epoch's draws (the primary source: what the others leave)
+    distill: bool      # whether teachers' predictions blend into its targets
+    class_weights: dict[str, float] = field(default_factory=dict)  # sampling factor per class
+
+
+def run_sources(cfg: dict, verbose: bool = False) -> list[Source]:
+    """The data a run trains and validates on, reproducible from its config: the primary dataset
+    (`data`, split by `HOLDOUT_KEYS`) first, then each of `sources` (its own split file; photos
+    cut to their largest detected face by the run's crop rule when `faces`), relabelled into the
+    primary's classes (classes the primary lacks, e.g. contempt, are left out)."""
+    size, color = cfg["img_size"], cfg["color"]
+    primary = training_view(load_dataset(cfg["data"], size, color, verbose=verbose),
+                            **{k: cfg[k] for k in HOLDOUT_KEYS if k in cfg})
+    extra = cfg.get("sources") or []
+    out = [Source(source_name(cfg["data"]), primary, 1.0 - sum(s["weight"] for s in extra), True)]
+    for s in extra:
+        ds = load_dataset(s["data"], size, color, verbose=verbose,
+                          faces=CropRule.from_dict(cfg.get("crop")) if s.get("faces") else None)
+        if s.get("split_file"):
+            ds = ds.with_split_file(s["split_file"])
+        out.append(Source(source_name(s["data"]), ds.relabeled(primary.classes), s["weight"],
+                          bool(s.get("distill")), dict(s.get("class_weights") or {})))
+    if out[0].weight <= 0:
+        raise ValueError("the extra sources' weights must add up to less than 1 (the rest is the primary's)")
+    return out
+
+
+def source_name(path: str) -> str:
+    """A source's short name: its file or folder name without extension (e.g. 'web_faces')."""
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -150,12 +292,32 @@ def _resolve_classes(raw: list[str], source: str, skipped: list[Skipped],
     return classes, {n: c for n, c in canon.items() if c}, samples
 
 
-def _decode(tree: FileTree, s: RawSample, size: int, color: str) -> tuple[np.ndarray, tuple[int, int], str]:
+class FaceCropper:
+    """Training views that match the runtime: find the largest face in a photo with the runtime's
+    detector (YuNet, default settings) and cut it out by the model's crop rule."""
+
+    def __init__(self, rule: CropRule, detector_model: str | None = None):
+        from ..runtime.detector import YuNetDetector
+        self.rule = rule
+        self.detector = YuNetDetector(detector_model)
+
+    def __call__(self, bgr: np.ndarray, size: int, color: str) -> np.ndarray:
+        dets = self.detector.detect(bgr)
+        if not dets:
+            raise ImageDecodeError("no face found")
+        best = max(dets, key=lambda d: d.box[2] * d.box[3])
+        return crop_face(bgr, best.box, (size, size), color, self.rule)
+
+
+def _decode(tree: FileTree, s: RawSample, size: int, color: str,
+            faces: FaceCropper | None = None) -> tuple[np.ndarray, tuple[int, int], str]:
     if s.pixels is not None:
         img, mode = s.pixels, "L"
     else:
         pil = open_image(tree.read(s.id))
         mode = pil.mode
+        if faces is not None:
+            return faces(pil_to_array(pil, "bgr"), size, color), pil.size, mode
         img = pil_to_array(pil, color)
     h, w = img.shape[:2]
     if color == "rgb" and img.ndim == 2:
@@ -174,7 +336,7 @@ def _progress(it, total: int, desc: str):
         return it
 
 
-def _build(path: str, size: int, color: str) -> Dataset:
+def _build(path: str, size: int, color: str, faces: FaceCropper | None = None) -> Dataset:
     tree = FileTree(path)
     skipped: list[Skipped] = []
     layout, it = iter_samples(tree, skipped)
@@ -190,7 +352,7 @@ def _build(path: str, size: int, color: str) -> Dataset:
     modes = np.empty(len(samples), dtype=object)
     for i, s in enumerate(_progress(samples, len(samples), f"decoding {os.path.basename(path)}")):
         try:
-            images[i], sizes[i], modes[i] = _decode(tree, s, size, color)
+            images[i], sizes[i], modes[i] = _decode(tree, s, size, color, faces)
             keep[i] = True
         except ImageDecodeError as exc:
             skipped.append(Skipped(s.id, str(exc)))
@@ -203,9 +365,10 @@ def _build(path: str, size: int, color: str) -> Dataset:
     return ds
 
 
-def _cache_path(path: str, size: int, color: str) -> str:
-    key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{color}|{FileTree(path).fingerprint()}".encode()).hexdigest()[:16]
-    return os.path.join(cache_dir(), "datasets", f"{os.path.basename(path)}-{size}-{color}-{key}.npz")
+def _cache_path(path: str, size: int, color: str, faces: CropRule | None) -> str:
+    key = hashlib.sha1(f"{CACHE_VERSION}|{size}|{color}|{faces}|{FileTree(path).fingerprint()}".encode()).hexdigest()[:16]
+    kind = "faces" if faces else color
+    return os.path.join(cache_dir(), "datasets", f"{os.path.basename(path)}-{size}-{kind}-{key}.npz")
 
 
 def _save(ds: Dataset, file: str) -> None:
@@ -226,18 +389,20 @@ def _load(file: str) -> Dataset:
                        [Skipped(i, r) for i, r in meta["skipped"]])
 
 
-def load_dataset(path: str, size: int = 48, color: str = "gray", cache: bool = True,
-                 verbose: bool = True) -> Dataset:
+def load_dataset(path: str, size: int = IMG_SIZE, color: str = "gray", cache: bool = True,
+                 verbose: bool = True, faces: CropRule | None = None, detector_model: str | None = None) -> Dataset:
     """Read a dataset (folder, zip or CSV; layout auto-detected), resized to size x size.
 
+    With `faces` (a crop rule), each photo becomes its largest detected face cut out by that rule,
+    as the runtime would see it; photos where the detector finds no face are skipped.
     Unreadable files are skipped, reported on stderr and listed in ``Dataset.skipped``.
     """
     if color not in ("gray", "rgb"):
         raise ValueError(f"color must be 'gray' or 'rgb', got {color!r}")
-    file = _cache_path(path, size, color) if cache else None
+    file = _cache_path(path, size, color, faces) if cache else None
     if file and os.path.exists(file):
         return _load(file)
-    ds = _build(path, size, color)
+    ds = _build(path, size, color, FaceCropper(faces, detector_model) if faces else None)
     if verbose and ds.skipped:
         print(f"{path}: skipped {len(ds.skipped)} file(s):", file=sys.stderr)
         for s in ds.skipped[:20]:

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..contract import is_onnx_path
 from ..data import load_dataset
 from ..data.dataset import HOLDOUT_KEYS, Dataset, training_view
 from ..metrics import softmax
@@ -25,13 +26,13 @@ class Scorer:
     def __init__(self, model: str, tta: str = "none", threads: int = 0):
         self.path, self.tta = model, tta
         self.history = None
-        if model.endswith(".onnx"):
+        if is_onnx_path(model):
             from ..runtime import ExpressionClassifier
             self.clf = ExpressionClassifier(model, threads, flip_tta=tta == "flip")
             meta = self.clf.meta
-            self.classes, self.size, self.color = meta["classes"], meta["input_size"][0], meta["color"]
-            self.temperature = meta["temperature"]
-            self.holdout = json.loads(meta["raw"].get("holdout", "{}"))
+            self.classes, self.size, self.color = meta.classes, meta.input_size[0], meta.color
+            self.temperature = meta.temperature
+            self.holdout = meta.extra.get("holdout", {})
             self.data_hint = None
         else:
             from ..train.trainer import load_run_model

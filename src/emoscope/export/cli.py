@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..contract import CropRule
+
 
 def add_models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=48, help="input side for the MAC count")
@@ -17,7 +19,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    p.add_argument("--margin", type=float, default=0.1, help="face-box margin per side recorded in the crop metadata")
+    p.add_argument("--margin", type=float, default=CropRule.margin, help="face-box margin per side recorded in the crop metadata")
     p.add_argument("--no-square", action="store_true",
                    help="record that the box keeps its aspect ratio and is stretched to the input (models trained on "
                         "tight, non-square face crops)")
@@ -37,7 +39,7 @@ def run_models(args) -> int:
 
 def run_export(args) -> int:
     from .onnx import export_onnx
-    crop = {"margin": args.margin, "square": not args.no_square, "equalize": args.equalize}
+    crop = CropRule(args.margin, not args.no_square, args.equalize)
     report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
                          use_ema=not args.no_ema, int8=args.int8)
     print(json.dumps(report, indent=1))

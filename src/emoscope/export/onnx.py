@@ -4,26 +4,21 @@ temperature)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import torch
 
+from ..contract import NORM_MEAN, NORM_STD, CropRule, ModelMeta, normalize_u8
 from ..data import load_dataset
 from ..data.dataset import HOLDOUT_KEYS
 from ..evaluate.calibration import fit_temperature
 from ..train.config import TrainConfig
-from ..train.trainer import NORM_MEAN, NORM_STD, holdout_splits, load_run_model, predict_logits
-
-# How a detected face box becomes the model input: grow the box by `margin` of its size on every
-# side, make it square around its centre, resize to input_size, and (gray models trained on FER2013,
-# whose faces are mostly histogram-equalised) equalise the histogram.
-DEFAULT_CROP = {"margin": 0.1, "square": True, "equalize": False}
+from ..train.trainer import holdout_splits, load_run_model, predict_logits
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
-                crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
+                crop: CropRule | None = None, use_ema: bool = True, extra_meta: dict | None = None,
                 int8: str | None = None) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the run's validation split.
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
@@ -46,22 +41,14 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"], opset_version=opset,
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     proto = onnx.load(out)
-    meta = {
-        "classes": json.dumps(classes), "input_size": json.dumps([size, size]), "color": cfg["color"],
-        "mean": json.dumps(NORM_MEAN), "std": json.dumps(NORM_STD), "crop": json.dumps(crop or DEFAULT_CROP),
-        "temperature": json.dumps(round(float(temperature), 4)), "output": "logits",
-        "architecture": cfg["model"], "producer": "emoscope",
-        "holdout": json.dumps({k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}),
-    }
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra_meta or {}).items()})
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
+    meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, crop or CropRule(), float(temperature),
+                     extra={"architecture": cfg["model"], "producer": "emoscope",
+                            "holdout": {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}, **(extra_meta or {})})
+    set_props(proto, meta.to_props())
     onnx.checker.check_model(proto)
     onnx.save(proto, out)
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-    x = ((val.images.astype(np.float32) / 255.0 - NORM_MEAN) / NORM_STD)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    x = normalize_u8(val.images)
     ort_logits = sess.run(None, {"input": x[:512]})[0]
     diff = float(np.abs(ort_logits - torch_logits[:512]).max())
     report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
@@ -90,10 +77,14 @@ def quantize_int8(src: str, dst: str, calibration: np.ndarray) -> dict:
     quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     os.remove(pre)
-    meta = {p.key: p.value for p in onnx.load(src).metadata_props}
     proto = onnx.load(dst)
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
+    set_props(proto, {p.key: p.value for p in onnx.load(src).metadata_props})
     onnx.save(proto, dst)
     return {"path": dst, "bytes": os.path.getsize(dst)}
+
+
+def set_props(proto, props: dict[str, str]) -> None:
+    """Replace an ONNX model's metadata_props."""
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        proto.metadata_props.add(key=k, value=v)

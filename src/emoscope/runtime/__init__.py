@@ -1,7 +1,8 @@
 """Inference runtime: face detection (OpenCV) and ONNX classification. Never imports torch."""
 
 from .assets import ModelNotFoundError, embedded_model, yunet_model
-from .classifier import ExpressionClassifier, ModelMetadataError
+from ..contract import ModelMetadataError
+from .classifier import ExpressionClassifier
 from .detector import Detection, FaceDetector, FullFrameDetector, YuNetDetector, create_detector
 
 __all__ = ["Detection", "ExpressionClassifier", "FaceDetector", "FullFrameDetector", "ModelMetadataError",

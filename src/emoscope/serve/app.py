@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import os
 import tempfile
 import threading
 import time
 from collections import deque
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 
 import cv2
@@ -192,9 +191,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/model")
     def model_info() -> dict:
         meta = analyzer.classifier.meta
-        return {"classes": analyzer.classes, "input_size": list(meta["input_size"]), "color": meta["color"],
-                "crop": meta["crop"], "temperature": meta["temperature"],
-                "architecture": meta["raw"].get("architecture"), "metrics": json.loads(meta["raw"].get("metrics", "{}")),
+        return {"classes": analyzer.classes, "input_size": list(meta.input_size), "color": meta.color,
+                "crop": asdict(meta.crop), "temperature": meta.temperature,
+                "architecture": meta.extra.get("architecture"), "metrics": meta.extra.get("metrics", {}),
                 "card": "docs/model-card.md", "valence": "happy +1; neutral, surprise 0; angry, disgust, fear, sad -1"}
 
     @app.post("/v1/analyze")

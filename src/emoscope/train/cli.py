@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument("--exclude", help="file with sample ids to leave out (from `emoscope data audit`)")
-    p.add_argument("--monitor", choices=["val_acc", "val_f1"])
+    p.add_argument("--monitor", choices=["val_acc", "val_f1", "val_mean"])
     p.add_argument("--early-stop", dest="early_stop", type=int, help="patience in epochs (0: off)")
     p.add_argument("--init", help="warm start from this run folder (or .pt) of the same model and classes")
     p.add_argument("--teacher", action="append",

@@ -7,6 +7,11 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 
+from ..contract import CropRule
+
+
+SOURCE_KEYS = {"data", "weight", "split_file", "faces", "distill", "class_weights"}
+
 
 @dataclass
 class AugmentConfig:
@@ -62,7 +67,14 @@ class TrainConfig:
     val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
     test_split: float = 0.0              # likewise a held-out test split (carved first, never trained on)
     exclude: str = ""                    # file of sample ids to drop (the audit's exclusion list)
-    monitor: str = "val_acc"             # val_acc | val_f1: picks best.pt
+    # More training sources beside `data`, each a dict: data (path), weight (share of each epoch's
+    # draws; `data` gets the rest), split_file (`emoscope data split`), faces (cut each photo to its
+    # largest detected face by `crop`, as the runtime does), distill (teachers blend into its
+    # targets), class_weights ({class: sampling factor}).
+    sources: list[dict] = field(default_factory=list)
+    crop: dict = field(default_factory=lambda: asdict(CropRule()))  # face crop rule, recorded in exports
+    monitor: str = "val_acc"             # val_acc | val_f1 (of `data`'s val split) | val_mean (mean
+                                         # accuracy over every source's val split): picks best.pt
     early_stop: int = 0                  # patience in epochs; 0 disables
     seed: int = 0
     threads: int = 0                     # 0: all cores
@@ -83,6 +95,13 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
         d = dict(d)
+        for s in d.get("sources", []):
+            bad = set(s) - SOURCE_KEYS
+            if bad or "data" not in s or "weight" not in s:
+                raise ValueError(f"a source needs 'data' and 'weight' and may have {', '.join(sorted(SOURCE_KEYS))}; "
+                                 f"got {', '.join(sorted(s))}")
+        if "crop" in d:
+            d["crop"] = asdict(CropRule.from_dict(d["crop"]))
         if isinstance(d.get("augment"), dict):
             aug_known = {f.name for f in fields(AugmentConfig)}
             bad = set(d["augment"]) - aug_known

@@ -20,14 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from ..data import Dataset, load_dataset
-from ..data.dataset import HOLDOUT_KEYS, training_view
+from ..contract import NORM_MEAN, NORM_STD, is_onnx_path
+from ..data import Dataset
+from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
 from ..models import count_flops, count_params, create_model
 from .augment import augment, mix
 from .config import TrainConfig
-
-NORM_MEAN, NORM_STD = 0.5, 0.5  # applied after scaling pixels to [0, 1]; recorded in exports
-
 
 def to_input(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, H, W) in [0, 1]."""
@@ -128,12 +126,12 @@ class OnnxTeacher(nn.Module):
         from ..runtime import ExpressionClassifier
         self.clf = ExpressionClassifier(path, threads)
         meta = self.clf.meta
-        if meta["output"] != "logits" or not (np.allclose(meta["mean"], NORM_MEAN) and np.allclose(meta["std"], NORM_STD)):
+        if meta.output != "logits" or not (np.allclose(meta.mean, NORM_MEAN) and np.allclose(meta.std, NORM_STD)):
             raise ValueError(f"teacher {path}: needs logits over inputs normalised by mean {NORM_MEAN}, "
                              f"std {NORM_STD} (an `emoscope export` file)")
-        h, w = meta["input_size"]
-        self.config = {"color": meta["color"], "img_size": h if h == w else (h, w)}
-        self.classes = meta["classes"]
+        h, w = meta.input_size
+        self.config = {"color": meta.color, "img_size": h if h == w else (h, w)}
+        self.classes = meta.classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.clf.session.run(None, {self.clf.input_name: x.detach().float().cpu().contiguous().numpy()})[0]
@@ -142,7 +140,7 @@ class OnnxTeacher(nn.Module):
 
 def load_teacher(source: str, threads: int = 0) -> tuple[nn.Module, dict, list[str]]:
     """A teacher from a run folder / checkpoint (torch) or an exported .onnx file."""
-    if source.endswith(".onnx"):
+    if is_onnx_path(source):
         teacher = OnnxTeacher(source, threads)
         return teacher, teacher.config, teacher.classes
     return load_run_model(source)
@@ -159,12 +157,18 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.img_size, cfg.color, verbose=self.is_main)
-        ds = holdout_splits(ds, cfg)
-        self.classes = ds.classes
-        self.train_set, self.val_set = ds.split("train"), ds.split("val")
-        if len(self.train_set) == 0 or len(self.val_set) == 0:
-            raise ValueError(f"need train and val samples, have {len(self.train_set)} and {len(self.val_set)}")
+        if dataset is not None:
+            self.sources = [Source(source_name(cfg.data or "data"), holdout_splits(dataset, cfg), 1.0, True)]
+        else:
+            self.sources = run_sources(asdict(cfg), verbose=self.is_main)
+        self.classes = self.sources[0].data.classes
+        trains = [s.data.split("train") for s in self.sources]
+        self.val_sets = [s.data.split("val") for s in self.sources]
+        self.train_set, self.val_set = Dataset.concat(trains), self.val_sets[0]
+        self.train_source = np.concatenate([np.full(len(t), i) for i, t in enumerate(trains)])
+        if any(len(t) == 0 for t in trains) or any(len(v) == 0 for v in self.val_sets):
+            raise ValueError(f"need train and val samples in every source, have "
+                             f"{[(len(t), len(v)) for t, v in zip(trains, self.val_sets)]}")
         self.in_chans = 1 if cfg.color == "gray" else 3
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, len(self.classes), self.in_chans, **cfg.model_kwargs).to(self.device)
@@ -180,7 +184,8 @@ class Trainer:
         self.net = self.model
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model)
-        self.steps_per_epoch = max(1, len(self.train_set) // (cfg.batch_size * self.world))
+        self.epoch_size = int(round(len(trains[0]) / self.sources[0].weight))
+        self.steps_per_epoch = max(1, self.epoch_size // (cfg.batch_size * self.world))
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         counts = np.bincount(self.train_set.labels, minlength=len(self.classes)).astype(np.float64)
@@ -194,6 +199,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.train_u8 = torch.from_numpy(self.train_set.images)
         self.train_y = torch.from_numpy(self.train_set.labels)
+        self.distilled = torch.from_numpy(np.array([s.distill for s in self.sources])[self.train_source])
         self.teachers = self._load_teachers()
         self.teacher_probs = self._teacher_probs() if self.teachers and not cfg.distill_online else None
         if self.teacher_probs is not None:
@@ -322,13 +328,26 @@ class Trainer:
 
     # -- training -------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> np.ndarray:
+        """The training samples of one epoch, seeded by the epoch. The primary source is seen once
+        (in random order, or class-balanced with replacement under `balance: sampler`); each extra
+        source adds `weight` of the epoch's draws, with replacement, in proportion to its class
+        weights; then everything is shuffled together."""
         rng = np.random.default_rng(self.cfg.seed * 100_003 + epoch)
-        n = len(self.train_set)
+        primary = np.flatnonzero(self.train_source == 0)
+        n = len(primary)
         if self.cfg.balance == "sampler":
-            p = 1.0 / self.class_counts[self.train_set.labels]
-            order = rng.choice(n, size=n, replace=True, p=p / p.sum())
+            p = 1.0 / self.class_counts[self.train_set.labels[primary]]
+            order = primary[rng.choice(n, size=n, replace=True, p=p / p.sum())]
         else:
-            order = rng.permutation(n)
+            order = primary[rng.permutation(n)]
+        if len(self.sources) > 1:
+            parts = [order]
+            for i, source in enumerate(self.sources[1:], start=1):
+                members = np.flatnonzero(self.train_source == i)
+                factor = np.array([source.class_weights.get(c, 1.0) for c in self.classes])
+                p = factor[self.train_set.labels[members]]
+                parts.append(rng.choice(members, size=int(round(source.weight * self.epoch_size)), p=p / p.sum()))
+            order = rng.permutation(np.concatenate(parts))
         per_rank = self.steps_per_epoch * self.cfg.batch_size
         return order[self.rank * per_rank:(self.rank + 1) * per_rank]
 
@@ -371,15 +390,18 @@ class Trainer:
             x = augment(to_input(self.train_u8[idx]), cfg.augment, g)
             y = self.train_y[idx]
             target = F.one_hot(y, num_classes).float()
+            distilled = self.distilled[idx, None]
             if self.teacher_probs is not None:
-                target = (1 - cfg.distill) * target + cfg.distill * self.teacher_probs[idx]
+                blend = (1 - cfg.distill) * target + cfg.distill * self.teacher_probs[idx]
+                target = torch.where(distilled, blend, target)
             x, target = mix(x, target, cfg.augment, g)
             x = normalize(x).to(self.device, non_blocking=True)
             target = target.to(self.device)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.teachers:
-                target = (1 - cfg.distill) * target + cfg.distill * self._online_teacher_probs(x)
+                blend = (1 - cfg.distill) * target + cfg.distill * self._online_teacher_probs(x)
+                target = torch.where(distilled.to(self.device), blend, target)
             with self._autocast():
                 logits = self.net(x)
             loss = F.cross_entropy(logits.float(), target, weight=self.loss_weight,
@@ -440,12 +462,16 @@ class Trainer:
             if self.world > 1:
                 self._sync_buffers()
             seconds = time.time() - t0
-            val = self.evaluate(self.val_set.images, self.val_set.labels)
+            vals = [self.evaluate(v.images, v.labels) for v in self.val_sets]
+            val = vals[0]
             self.train_seconds += seconds
             row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5),
-                   "val_loss": round(val["loss"], 5), "val_acc": round(val["acc"], 5), "val_f1": round(val["f1"], 5),
-                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
-                   "images_per_second": round(self.steps_per_epoch * cfg.batch_size * self.world / seconds, 1)}
+                   "val_loss": round(val["loss"], 5), "val_acc": round(val["acc"], 5), "val_f1": round(val["f1"], 5)}
+            if len(vals) > 1:
+                row.update({f"val_acc_{s.name}": round(v["acc"], 5) for s, v in zip(self.sources[1:], vals[1:])})
+            row.update({"val_mean": round(float(np.mean([v["acc"] for v in vals])), 5),
+                        "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
+                        "images_per_second": round(self.steps_per_epoch * cfg.batch_size * self.world / seconds, 1)})
             self.history.append(row)
             score = row[cfg.monitor]
             if cfg.schedule == "plateau":
@@ -460,8 +486,9 @@ class Trainer:
                                 os.path.join(cfg.out, "best.pt"))
                 atomic_save(state, os.path.join(cfg.out, "last.pt"))
                 self._write_history()
+                extra = "".join(f" val_acc_{s.name} {v['acc']:.4f}" for s, v in zip(self.sources[1:], vals[1:]))
                 print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
-                      f"val_acc {val['acc']:.4f} val_f1 {val['f1']:.4f} lr {row['lr']:.4g} "
+                      f"val_acc {val['acc']:.4f} val_f1 {val['f1']:.4f}{extra} lr {row['lr']:.4g} "
                       f"{seconds:.1f}s{' *' if improved else ''}", file=sys.stderr, flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(row)
