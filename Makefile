@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED)/models/face_detection_yunet.onnx),)
 export EMOSCOPE_YUNET_MODEL ?= $(SHARED)/models/face_detection_yunet.onnx
 endif
 
-.PHONY: setup demo test train-default train-distilled benchmarks clean
+.PHONY: setup demo test train-default train-gender benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,16 +30,31 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# The default model's recipe (resumable: run it again after an interruption).
-train-default: setup
-	$(BIN)/emoscope train --config configs/fer2013-default.json --resume
+# The shipped expression model's recipe, one command from scratch (configs/shipped/, run folders
+# in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once
+# its export exists: a FER2013 teacher (resnet_fer_m), a FER2013 student (resnet_fer_ms) taught
+# online by the teacher's int8 export, then the shipped resnet_fer_ms trained on FER2013 (taught
+# by that student) and on the web_faces photos cut out by the detector; its exports go to
+# src/emoscope/assets/.
+RUNS ?= ../runs
+EMOSCOPE = $(BIN)/emoscope
 
-# The shipped model's recipe (online distillation): resnet_fer_m (teacher), its int8 export, then
-# resnet_fer_ms taught by it batch by batch (each stage resumes; run it again after an interruption).
-train-distilled: train-default
-	$(BIN)/emoscope export runs/fer2013-default --out runs/fer2013-default/teacher.onnx \
-		--int8 runs/fer2013-default/teacher-int8.onnx --equalize
-	$(BIN)/emoscope train --config configs/fer2013-ms-online.json --resume
+$(RUNS)/fer2013-teacher/teacher-int8.onnx: | setup
+	$(EMOSCOPE) train --config configs/shipped/teacher.json --resume
+	$(EMOSCOPE) export $(RUNS)/fer2013-teacher --out $(RUNS)/fer2013-teacher/teacher.onnx --int8 $@
+
+$(RUNS)/fer2013-student/expression-int8.onnx: $(RUNS)/fer2013-teacher/teacher-int8.onnx
+	$(EMOSCOPE) train --config configs/shipped/fer2013-student.json --resume
+	$(EMOSCOPE) export $(RUNS)/fer2013-student --out $(RUNS)/fer2013-student/expression.onnx --int8 $@
+
+train-default: $(RUNS)/fer2013-student/expression-int8.onnx
+	$(EMOSCOPE) train --config configs/shipped/expression.json --resume
+	$(EMOSCOPE) export $(RUNS)/expression-web --out src/emoscope/assets/expression.onnx \
+		--int8 src/emoscope/assets/expression-int8.onnx
+
+train-gender: setup
+	$(EMOSCOPE) train --config configs/shipped/gender.json --resume
+	$(EMOSCOPE) export $(RUNS)/gender --out src/emoscope/assets/gender.onnx
 
 benchmarks: setup
 	$(BIN)/python benchmarks/bench_dataset.py

@@ -178,3 +178,12 @@ def test_embedded_int8_is_default_and_agrees_with_fp32():
     assert f.model_path.endswith("expression.onnx") and q.classes == f.classes
     crops = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
     assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.8
+
+
+def test_detector_creation_prints_no_opencv_warning(yunet, samples):
+    """OpenCV 5's 'setPreferableTarget' warning is kept out of the user's output."""
+    code = ("from emoscope.analyze import Analyzer; import sys; "
+            f"print(len(Analyzer(detector_model={yunet!r}).analyze({os.path.join(samples, 'facerec_obama.jpg')!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "1"
+    assert "setPreferableTarget" not in r.stderr and "WARN" not in r.stderr

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, synthetic_split_folders, write_tree
+from conftest import REPO, face_like, jpeg_bytes, synthetic_split_folders, write_tree
 from emoscope.train import TrainConfig
 
 PY = sys.executable
@@ -287,9 +287,50 @@ def test_online_distillation_on_the_augmented_batch(tiny_data, tmp_path):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "p"), color="rgb", teacher=[onnx_path]), progress=False)
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))), ids=os.path.basename)
-def test_shipped_configs_load(path):
-    """Every config in configs/ parses into a TrainConfig naming a registered model."""
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*", "*.json"))), ids=os.path.basename)
+def test_configs_load(path):
+    """Every recipe in configs/ parses into a TrainConfig naming a registered model; the files it
+    names inside the repository exist; archived recipes are listed in configs/archive/README.md."""
     from emoscope.models import list_models
     cfg = TrainConfig.load(path)
     assert cfg.model in list_models() and cfg.epochs > 0 and cfg.data
+    for f in [cfg.exclude] + [s.get("split_file", "") for s in cfg.sources]:
+        assert not f or os.path.exists(os.path.join(REPO, f)), f
+    if os.sep + "archive" + os.sep in path:
+        with open(os.path.join(REPO, "configs", "archive", "README.md")) as f:
+            assert os.path.basename(path) in f.read()
+
+
+def test_multi_source_training(tiny_data, tmp_path):
+    """A second source joins training with its weight and class weights, its own split file and
+    no distillation; classes the primary lacks are left out; every source's val is scored."""
+    import torch
+    from emoscope.data.dataset import load_dataset, write_split_file
+    from emoscope.train.trainer import Trainer
+    extra = write_tree(str(tmp_path / "extra"), {
+        f"{c}/{c}_{i}.png": jpeg_bytes(face_like(ci, 7000 + 100 * ci + i), fmt="PNG")
+        for ci, c in enumerate(("angry", "happy", "sad", "contempt")) for i in range(30)})
+    split_file = str(tmp_path / "extra.csv")
+    counts = write_split_file(load_dataset(extra), split_file, 0.2, 0.2, seed=3)
+    assert counts["test"]["angry"] == 6 and counts["val"]["contempt"] == 6
+    teacher = TrainConfig(data=tiny_data, out=str(tmp_path / "t"), model="cnn_small", epochs=1, batch_size=32, ema=0.0)
+    Trainer(teacher, progress=False).fit()
+    cfg = TrainConfig(data=tiny_data, out=str(tmp_path / "m"), model="cnn_small", epochs=2, batch_size=16, ema=0.0,
+                      teacher=[teacher.out], distill=1.0, monitor="val_mean",
+                      sources=[{"data": extra, "weight": 0.5, "split_file": split_file,
+                                "class_weights": {"angry": 4.0}}])
+    tr = Trainer(cfg, progress=False)
+    assert "contempt" not in tr.classes and [s.name for s in tr.sources] == ["tiny", "extra"]
+    assert (tr.train_source == 1).sum() == 54 and len(tr.val_sets[1]) == 18  # contempt left out
+    order = tr._epoch_order(0)
+    from_extra = tr.train_source[order] == 1
+    assert abs(from_extra.mean() - 0.5) < 0.08
+    extra_labels = tr.train_set.labels[order[from_extra]]
+    assert (extra_labels == 0).mean() > 0.5  # angry drawn 4x as often as happy or sad
+    assert tr.distilled[torch.from_numpy(order)].numpy().tolist() == (~from_extra).tolist()
+    history = tr.fit()
+    assert {"val_acc_extra", "val_mean"} <= set(history[-1])
+    assert history[-1]["val_mean"] == pytest.approx((history[-1]["val_acc"] + history[-1]["val_acc_extra"]) / 2,
+                                                    abs=1e-4)
+    with pytest.raises(ValueError, match="source needs"):
+        TrainConfig.from_dict({"data": tiny_data, "sources": [{"data": extra}]})

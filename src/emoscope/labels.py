@@ -6,6 +6,8 @@ standard library.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 # Output order of every emoscope expression model (alphabetical, as in FER2013's Kaggle folders).
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # Contempt is kept when a dataset has it (CK+), appended after the seven basic expressions.
@@ -39,12 +41,42 @@ def canonical_label(name: str) -> str | None:
     return ALIASES.get(key)
 
 
-def valence(probs: dict[str, float], band: float = 0.15) -> tuple[float, str]:
-    """Expected valence in [-1, 1] under `probs`, and its class (positive/negative/neutral).
+VALENCE_LABELS = ("negative", "neutral", "positive")
 
-    Classes the table does not know (e.g. a custom model's labels) contribute 0.
-    """
-    score = sum(p * VALENCE.get(k, 0.0) for k, p in probs.items())
-    score = max(-1.0, min(1.0, score))
-    label = "positive" if score > band else "negative" if score < -band else "neutral"
-    return score, label
+
+@dataclass(frozen=True)
+class ValenceRule:
+    """Where the valence score becomes a label: positive above +`positive`, negative below
+    -`negative`, neutral in between. A model states its fitted rule in its metadata (`valence`);
+    these defaults serve models that state none."""
+
+    positive: float = 0.15
+    negative: float = 0.15
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ValenceRule":
+        d = d or {}
+        return cls(float(d.get("positive", cls.positive)), float(d.get("negative", cls.negative)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def label(self, score: float) -> str:
+        return "positive" if score > self.positive else "negative" if score < -self.negative else "neutral"
+
+
+def valence_score(probs: dict[str, float]) -> float:
+    """Expected valence in [-1, 1] under `probs`; classes the table does not know contribute 0."""
+    return max(-1.0, min(1.0, sum(p * VALENCE.get(k, 0.0) for k, p in probs.items())))
+
+
+def valence(probs: dict[str, float], rule: ValenceRule = ValenceRule()) -> tuple[float, str]:
+    """Expected valence under `probs` and its label by `rule`."""
+    score = valence_score(probs)
+    return score, rule.label(score)
+
+
+def class_valence(label: str) -> str:
+    """The valence label of an expression itself (happy: positive; neutral, surprise: neutral)."""
+    v = VALENCE.get(label, 0.0)
+    return "positive" if v > 0 else "negative" if v < 0 else "neutral"

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..images import pil_to_array, read_image
-from ..labels import valence
+from ..labels import ValenceRule, valence
 from ..runtime import ExpressionClassifier, create_detector
 from .face import Face
 from .tracking import Tracker
@@ -67,6 +67,8 @@ class Analyzer:
         self.detector = create_detector(detector, detector_model, **kw)
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
+        # The model's own valence thresholds (fitted on real faces at export), else the defaults.
+        self.valence_rule = ValenceRule.from_dict(self.classifier.meta.extra.get("valence"))
 
     @property
     def classes(self) -> list[str]:
@@ -84,7 +86,7 @@ class Analyzer:
 
     def _make_face(self, det, probs: np.ndarray, gender: np.ndarray | None, track_id=None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
-        vs, vl = valence(p)
+        vs, vl = valence(p, self.valence_rule)
         x, y, w, h = det.box
         return Face((int(round(x)), int(round(y)), int(round(w)), int(round(h))), max(p, key=p.get), p,
                     round(det.score, 4), vl, round(vs, 4),

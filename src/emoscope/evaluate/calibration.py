@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labels import VALENCE_LABELS, ValenceRule, class_valence, valence_score
 from ..metrics import softmax
 
 
@@ -44,3 +45,37 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     mean_acc = np.divide(acc_sum, count, out=np.zeros(bins), where=nz)
     ece = float((np.abs(mean_conf - mean_acc) * count).sum() / max(count.sum(), 1))
     return {"edges": edges, "confidence": mean_conf, "accuracy": mean_acc, "count": count, "ece": ece}
+
+
+def valence_labels(scores: np.ndarray, rule: ValenceRule) -> np.ndarray:
+    """`rule.label` over an array of valence scores."""
+    scores = np.asarray(scores, np.float64)
+    return np.where(scores > rule.positive, "positive", np.where(scores < -rule.negative, "negative", "neutral"))
+
+
+def valence_agreement(pred, truth) -> dict:
+    """How often each face's valence label matches the valence of its true expression: overall,
+    per true valence, and balanced (the mean over the valences present)."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    per = {v: float((pred[truth == v] == v).mean()) for v in VALENCE_LABELS if (truth == v).any()}
+    return {"agreement": float((pred == truth).mean()) if len(truth) else 0.0,
+            "balanced": float(np.mean(list(per.values()))) if per else 0.0, "per_valence": per}
+
+
+def fit_valence(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> ValenceRule:
+    """The thresholds (each from 0.05 to 0.60 in steps of 0.025) that maximise the balanced
+    agreement between the valence label and the valence of the true expression on labelled
+    faces; ties go to the thresholds nearest the defaults."""
+    scores = np.array([valence_score(dict(zip(classes, p))) for p in probs])
+    truth = [class_valence(classes[i]) for i in labels]
+    grid = np.round(np.arange(0.05, 0.6001, 0.025), 3)
+    default = ValenceRule()
+    best, best_key = default, None
+    for pos in grid:
+        for neg in grid:
+            rule = ValenceRule(float(pos), float(neg))
+            key = (round(valence_agreement(valence_labels(scores, rule), truth)["balanced"], 6),
+                   -abs(pos - default.positive) - abs(neg - default.negative))
+            if best_key is None or key > best_key:
+                best, best_key = rule, key
+    return best

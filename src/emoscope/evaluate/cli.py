@@ -7,15 +7,26 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="run folder (best.pt) or an ONNX file")
+    p.add_argument("--model", help="run folder (best.pt) or an ONNX file; with --pipeline an ONNX file or an "
+                   "embedded model name (default: the shipped model)")
     p.add_argument("--data", help="dataset (default: the run's training data)")
     p.add_argument("--split", default="test", help="train | val | test | all (default test)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="end to end: each photo through the Analyzer (detector, crop, classifier); the largest "
+                        "face is the prediction and a photo with no face found counts as wrong")
+    p.add_argument("--split-file", help="the splits as `emoscope data split` wrote them (e.g. "
+                   "configs/splits/web_faces.csv)")
+    p.add_argument("--detector-model", help="YuNet ONNX path for --pipeline (else $EMOSCOPE_YUNET_MODEL, cache, download)")
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
 
 
 def run(args) -> int:
+    if args.pipeline:
+        return run_pipeline(args)
+    if not args.model:
+        raise SystemExit("emoscope evaluate: give --model (or --pipeline to score the shipped model end to end)")
     from .evaluator import evaluate
     try:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads)
@@ -25,6 +36,23 @@ def run(args) -> int:
             "temperature", "images_per_second", "excluded_classes")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def run_pipeline(args) -> int:
+    from .pipeline import evaluate_pipeline
+    if not args.data:
+        raise SystemExit("emoscope evaluate --pipeline: give --data (a folder or .zip of photos in class folders)")
+    try:
+        r = evaluate_pipeline(args.model, args.data, args.split, args.split_file, args.out, args.threads,
+                              args.detector_model, args.tta)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"emoscope evaluate: {exc}")
+    keys = ("n", "faces_found", "no_face", "accuracy", "neutral_read_negative", "mean_recall_support_30",
+            "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes")
+    out = {k: r[k] for k in keys if k in r}
+    out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
     print(json.dumps(out, indent=1))
     return 0
 

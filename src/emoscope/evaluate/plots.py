@@ -90,19 +90,23 @@ def training_curves(history: list[dict], path: str) -> str:
 def mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: list[str], path: str,
              n: int = 24) -> str:
     """The most confident wrong predictions."""
-    plt = pyplot()
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)
     worst = wrong[np.argsort(-probs[wrong, pred[wrong]])][:n]
-    cols = 8
-    rows = max(1, int(np.ceil(len(worst) / cols)))
+    return image_grid([images[i] for i in worst],
+                      [f"true {classes[labels[i]]}\npred {classes[pred[i]]} {probs[i, pred[i]]:.0%}" for i in worst], path)
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], path: str, cols: int = 8) -> str:
+    """Images (gray, or RGB) in a grid with a small title each."""
+    plt = pyplot()
+    rows = max(1, int(np.ceil(len(images) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.8), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, i in zip(axes.ravel(), worst):
-        img = images[i]
+    for ax, img, title in zip(axes.ravel(), images, titles):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-        ax.set_title(f"true {classes[labels[i]]}\npred {classes[pred[i]]} {probs[i, pred[i]]:.0%}", fontsize=7)
+        ax.set_title(title, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

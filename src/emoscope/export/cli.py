@@ -19,13 +19,14 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    p.add_argument("--margin", type=float, default=CropRule.margin, help="face-box margin per side recorded in the crop metadata")
-    p.add_argument("--no-square", action="store_true",
-                   help="record that the box keeps its aspect ratio and is stretched to the input (models trained on "
-                        "tight, non-square face crops)")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
-    p.add_argument("--equalize", action="store_true",
-                   help="record that face crops are histogram-equalised (for models trained on FER2013)")
+    p.add_argument("--margin", type=float, help="override the run's face-box margin per side (crop rule; the run's "
+                   f"config records it, default {CropRule.margin})")
+    p.add_argument("--square", action=argparse.BooleanOptionalAction, default=None,
+                   help="override whether the box is made square (--no-square: stretched to the input, for models "
+                        "trained on tight, non-square face crops)")
+    p.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="override whether face crops are histogram-equalised")
 
 
 def run_models(args) -> int:
@@ -39,7 +40,8 @@ def run_models(args) -> int:
 
 def run_export(args) -> int:
     from .onnx import export_onnx
-    crop = CropRule(args.margin, not args.no_square, args.equalize)
+    crop = {k: v for k, v in (("margin", args.margin), ("square", args.square), ("equalize", args.equalize))
+            if v is not None}
     report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
                          use_ema=not args.no_ema, int8=args.int8)
     print(json.dumps(report, indent=1))

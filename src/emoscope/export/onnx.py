@@ -1,26 +1,30 @@
 """Export a trained run to a self-describing ONNX file: logits [N, classes] with metadata that
 lets anyone preprocess correctly without our code (classes, input size, colour, mean/std, face crop,
-temperature)."""
+temperature, valence thresholds; `emoscope.contract`)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from ..contract import NORM_MEAN, NORM_STD, CropRule, ModelMeta, normalize_u8
-from ..data import load_dataset
-from ..data.dataset import HOLDOUT_KEYS
-from ..evaluate.calibration import fit_temperature
+from ..data import Dataset
+from ..data.dataset import HOLDOUT_KEYS, run_sources
+from ..evaluate.calibration import fit_temperature, fit_valence
+from ..metrics import softmax
 from ..train.config import TrainConfig
-from ..train.trainer import holdout_splits, load_run_model, predict_logits
+from ..train.trainer import load_run_model, predict_logits
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
-                crop: CropRule | None = None, use_ema: bool = True, extra_meta: dict | None = None,
+                crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
                 int8: str | None = None) -> dict:
-    """Write `out` (.onnx). If `temperature` is None it is fitted on the run's validation split.
+    """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
+    the run's sources together. The valence thresholds are fitted on the validation photos of its
+    detector-cropped (real-face) sources, when it has any. `crop` overrides keys of the run's crop rule.
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
 
     Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
@@ -29,21 +33,30 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     import onnxruntime as ort
 
     model, cfg, classes = load_run_model(run, use_ema)
+    cfg = asdict(TrainConfig.from_dict(cfg))
     size = cfg["img_size"]
-    ds = holdout_splits(load_dataset(cfg["data"], size, cfg["color"], verbose=False), TrainConfig.from_dict(cfg))
-    val = ds.split("val")
+    vals = [s.data.split("val") for s in run_sources(cfg)]
+    val = Dataset.concat(vals)
     torch_logits = predict_logits(model, val.images, channels_last=False, bf16=False)
     if temperature is None:
         temperature = fit_temperature(torch_logits, val.labels)
+    valence = None
+    real = np.concatenate([np.full(len(v), i > 0 and bool(cfg["sources"][i - 1].get("faces")))
+                           for i, v in enumerate(vals)])
+    if real.any():
+        valence = fit_valence(softmax(torch_logits[real], temperature), val.labels[real], classes).to_dict()
     in_chans = 1 if cfg["color"] == "gray" else 3
     dummy = torch.zeros(2, in_chans, size, size)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"], opset_version=opset,
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     proto = onnx.load(out)
-    meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, crop or CropRule(), float(temperature),
-                     extra={"architecture": cfg["model"], "producer": "emoscope",
-                            "holdout": {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}, **(extra_meta or {})})
+    extra = {"architecture": cfg["model"], "producer": "emoscope", "holdout": {k: cfg[k] for k in HOLDOUT_KEYS},
+             "training_data": [cfg["data"]] + [s["data"] for s in cfg["sources"]]}
+    if valence:
+        extra["valence"] = valence
+    meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, CropRule.from_dict({**cfg["crop"], **(crop or {})}),
+                     float(temperature), extra={**extra, **(extra_meta or {})})
     set_props(proto, meta.to_props())
     onnx.checker.check_model(proto)
     onnx.save(proto, out)
@@ -52,7 +65,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     ort_logits = sess.run(None, {"input": x[:512]})[0]
     diff = float(np.abs(ort_logits - torch_logits[:512]).max())
     report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
-              "opset": opset, "classes": classes}
+              "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
     if int8:
         report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:1024]))
     return report

@@ -39,7 +39,15 @@ class YuNetDetector(FaceDetector):
                  max_side: int = 640, top_k: int = 5000):
         self.model_path = yunet_model(model_path)
         self.max_side = max_side
-        self._net = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), score_threshold, nms_threshold, top_k)
+        # OpenCV 5 warns on every creation that the new graph engine ignores the preferable target
+        # (it runs on the CPU either way); keep that line out of users' output.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            self._net = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), score_threshold, nms_threshold,
+                                                  top_k)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from ..analyze import Analyzer, Tracker, to_bgr
 from ..images import ImageDecodeError, decode_image
+from ..labels import VALENCE
 from .jobs import JobQueue
 from .media import sniff_image, sniff_video
 
@@ -194,7 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"classes": analyzer.classes, "input_size": list(meta.input_size), "color": meta.color,
                 "crop": asdict(meta.crop), "temperature": meta.temperature,
                 "architecture": meta.extra.get("architecture"), "metrics": meta.extra.get("metrics", {}),
-                "card": "docs/model-card.md", "valence": "happy +1; neutral, surprise 0; angry, disgust, fear, sad -1"}
+                "card": "docs/model-card.md",
+                "valence": {"weights": VALENCE, "thresholds": analyzer.valence_rule.to_dict()}}
 
     @app.post("/v1/analyze")
     async def analyze(request: Request, annotate: bool = False) -> dict:
