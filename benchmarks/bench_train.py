@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from emoscope.models import count_flops, count_params, create_model, list_models
 from emoscope.train.augment import augment
 from emoscope.train.config import AugmentConfig
-from emoscope.train.trainer import normalize
+from emoscope.models.checkpoint import normalize
 
 
 def throughput(name: str, fast: bool, steps: int, batch: int = 128) -> float:

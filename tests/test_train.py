@@ -190,7 +190,8 @@ def test_pretrained_weights_fail_clearly_offline(monkeypatch):
 def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
     """Stage two of the default recipe: start from a finished run, fold most of val into train and
     keep a share of it (never trained on) for choosing checkpoints; and the experiments' `train_fraction` keeps a stratified share of train."""
-    from emoscope.train.trainer import Trainer, load_run_model, predict_logits
+    from emoscope.models.checkpoint import load_run_model, predict_logits
+    from emoscope.train.trainer import Trainer
     first = TrainConfig(data=tiny_data, out=str(tmp_path / "a"), model="cnn_small", epochs=2, batch_size=32,
                         threads=2, ema=0.0)
     Trainer(first, progress=False).fit()
@@ -215,7 +216,8 @@ def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
     flip-averaged probabilities on the clean training images; a mismatched teacher is refused."""
     import torch
     from emoscope.train.cli import add_arguments, resolve
-    from emoscope.train.trainer import Trainer, load_run_model, predict_logits
+    from emoscope.models.checkpoint import load_run_model, predict_logits
+    from emoscope.train.trainer import Trainer
     teachers = []
     for i, model in enumerate(("cnn_small", "cnn_medium")):
         cfg = TrainConfig(data=tiny_data, out=str(tmp_path / f"t{i}"), model=model, epochs=2, batch_size=32,

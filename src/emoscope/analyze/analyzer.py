@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from ..contract import CropRule, crop_face
 from ..images import pil_to_array, read_image
 from ..labels import ValenceRule, valence
 from ..runtime import ExpressionClassifier, create_detector
+from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
 from .face import Face
-from .tracking import Tracker
+from .tracking import Tracker, appearance, iou
+from .video import VideoReader, check_every
 
 if TYPE_CHECKING:
     from .timeline import Timeline
@@ -43,12 +45,14 @@ def to_bgr(image) -> np.ndarray:
     raise ValueError(f"cannot use an array of shape {arr.shape} as an image")
 
 
-def video_fps(source) -> float:
-    """Frames per second a video declares, or 30 when it declares nothing usable (cameras, streams)."""
-    cap = cv2.VideoCapture(int(source) if str(source).isdigit() else str(source))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    cap.release()
-    return fps if 0 < fps < 1000 else 30.0
+# Detect-then-track (video and cameras): a full-frame detection every DETECT_EVERY analysed frames
+# and on scene cuts; in between, each tracked face is re-detected in a window LOCAL_WINDOW times
+# its size around its predicted box, resized to LOCAL_SIDE pixels (benchmarks/bench_inference.py
+# measured the choice).
+DETECT_EVERY = 10
+LOCAL_WINDOW = 2.0
+LOCAL_SIDE = 128
+THUMBNAIL_SIDE = 64
 
 
 class Analyzer:
@@ -57,14 +61,21 @@ class Analyzer:
     `model` is an ONNX path or an embedded model name ('expression-int8' by default, 'expression').
     `detector` is 'yunet' (default) or 'full-frame' (inputs already cropped to one face);
     `detector_model` is a YuNet path (else $EMOSCOPE_YUNET_MODEL, the cache, or a download).
+    In videos a full-frame detection runs every `detect_every` analysed frames and on scene cuts,
+    and tracked faces are re-detected in small windows in between (1: detect every frame).
     """
 
     def __init__(self, model: str | None = None, detector: str = "yunet", detector_model: str | None = None,
                  threads: int = 0, flip_tta: bool = False, align: bool = False, gender: bool = False,
-                 max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = 640):
+                 max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = DETECT_MAX_SIDE,
+                 detect_every: int = DETECT_EVERY):
         self.classifier = ExpressionClassifier(model, threads, flip_tta, align)
         kw = {"score_threshold": min_score, "max_side": detect_max_side} if detector == "yunet" else {}
         self.detector = create_detector(detector, detector_model, **kw)
+        # a second YuNet with a fixed small input for the windows around tracked faces
+        self.local_detector = (create_detector(detector, detector_model, score_threshold=min_score,
+                                               max_side=LOCAL_SIDE) if detector == "yunet" else None)
+        self.detect_every = check_every(detect_every)
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
         # The model's own valence thresholds (fitted on real faces at export), else the defaults.
@@ -74,15 +85,16 @@ class Analyzer:
     def classes(self) -> list[str]:
         return self.classifier.classes
 
-    def _faces(self, img: np.ndarray) -> tuple[list, np.ndarray, np.ndarray | None]:
-        dets = self.detector.detect(img)
-        if self.max_faces:
-            dets = dets[: self.max_faces]
+    def _classify(self, img: np.ndarray, dets: list[Detection]) -> tuple[np.ndarray, np.ndarray | None]:
         boxes = [d.box for d in dets]
         lms = [d.landmarks for d in dets]
         probs = self.classifier.predict_faces(img, boxes, lms)
         gender = self.gender.predict_faces(img, boxes, lms) if self.gender else None
-        return dets, probs, gender
+        return probs, gender
+
+    def _detect(self, img: np.ndarray) -> list[Detection]:
+        dets = self.detector.detect(img)
+        return dets[: self.max_faces] if self.max_faces else dets
 
     def _make_face(self, det, probs: np.ndarray, gender: np.ndarray | None, track_id=None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
@@ -96,55 +108,116 @@ class Analyzer:
     def analyze(self, image) -> list[Face]:
         """All faces in one image (path, PIL image, or BGR array), most confident detection first."""
         img = to_bgr(image)
-        dets, probs, gender = self._faces(img)
+        dets = self._detect(img)
+        probs, gender = self._classify(img, dets)
         return [self._make_face(d, probs[i], gender[i] if gender is not None else None) for i, d in enumerate(dets)]
+
+    # -- video ----------------------------------------------------------------------------------
+    def new_tracker(self, fps: float = 30.0) -> Tracker:
+        """Tracking state for one video or stream analysed at `fps` frames per second: tracks
+        survive gaps of up to half a second."""
+        return Tracker(max_gap=max(3, int(round(fps / 2))))
+
+    def _redetect(self, frame: np.ndarray, box) -> Detection | None:
+        """The face at `box` found again in a small square window around it, or None (no face
+        there overlapping the box by IoU 0.3 or more)."""
+        x, y, w, h = box
+        side = LOCAL_WINDOW * max(w, h)
+        x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+        s = max(1, int(round(side)))
+        H, W = frame.shape[:2]
+        pad = [max(0, -y0), max(0, y0 + s - H), max(0, -x0), max(0, x0 + s - W)]
+        patch = frame[max(0, y0):min(H, y0 + s), max(0, x0):min(W, x0 + s)]
+        if patch.size == 0:
+            return None
+        if any(pad):
+            patch = cv2.copyMakeBorder(patch, *pad, cv2.BORDER_CONSTANT)
+        scale = LOCAL_SIDE / s
+        small = cv2.resize(patch, (LOCAL_SIDE, LOCAL_SIDE),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        found = self.local_detector.detect(small)
+        local = [(d.box[0] / scale + x0, d.box[1] / scale + y0, d.box[2] / scale, d.box[3] / scale) for d in found]
+        overlap = [iou(b, box) for b in local]
+        if not found or max(overlap) < 0.3:
+            return None
+        best = int(np.argmax(overlap))
+        lms = found[best].landmarks
+        lms = lms / scale + np.array([x0, y0], np.float32) if lms is not None else None
+        return Detection(clip_box(local[best], W, H), found[best].score, lms)
+
+    def _detect_tracked(self, frame: np.ndarray, tracker: Tracker, index: int) -> tuple[list[Detection], list]:
+        """Detect-then-track: the whole frame on schedule, on a scene cut or without a local
+        detector; otherwise each live track re-detected in its window (a face claimed by two
+        tracks goes to the longer one). Returns the detections and, for re-detected ones, the id
+        of their track."""
+        cut = tracker.scene_cut(frame)
+        due = tracker.last_full is None or index - tracker.last_full >= self.detect_every
+        if cut or due or self.local_detector is None:
+            if cut:
+                tracker.end_all()
+            tracker.last_full = index
+            dets = self._detect(frame)
+            return dets, [None] * len(dets)
+        dets, ids = [], []
+        for t in sorted(tracker.live(index), key=lambda t: -t.hits):
+            d = self._redetect(frame, t.predict(index))
+            if d is not None and all(iou(d.box, k.box) < 0.5 for k in dets):
+                dets.append(d)
+                ids.append(t.id)
+        if self.max_faces:
+            dets, ids = dets[: self.max_faces], ids[: self.max_faces]
+        return dets, ids
+
+    def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int) -> list[Face]:
+        """One video or camera frame (BGR): faces with stable `track_id`s and temporally smoothed
+        probabilities. The same step serves files, cameras and the WebSocket stream."""
+        dets, known = self._detect_tracked(frame, tracker, index)
+        probs, gender = self._classify(frame, dets)
+        thumbs = [self.thumbnail(frame, d.box) for d in dets]
+        ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
+                                     thumbs, [d.score for d in dets], known)
+        return [self._make_face(d, smooth[i], gender[i] if gender is not None else None, ids[i])
+                for i, d in enumerate(dets)]
+
+    @staticmethod
+    def thumbnail(frame: np.ndarray, box) -> np.ndarray:
+        """A small colour picture of a face (its box with a margin), for per-person summaries."""
+        rgb = crop_face(frame, box, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), "rgb", CropRule(margin=0.15))
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
     def iter_video(self, source, every: int = 1, tracker: Tracker | None = None, max_frames: int | None = None,
                    progress: bool = True) -> Iterator[tuple[int, float, np.ndarray, list[Face]]]:
-        """Yield (frame index, time s, frame, faces) for every `every`-th frame of a file, URL or camera
-        index. Faces carry stable `track_id`s; their probabilities are temporally smoothed."""
-        cap = cv2.VideoCapture(int(source) if str(source).isdigit() else str(source))
-        if not cap.isOpened():
-            raise ValueError(f"cannot open video {source!r}")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        fps = fps if 0 < fps < 1000 else 30.0
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        tracker = tracker or Tracker(max_gap=max(3, int(round(fps / 2 / every))))
+        """Yield (frame index, time s, frame, faces) for every `every`-th frame of a file, URL,
+        camera index or open `VideoReader` (which then brings its own `every` and `max_frames`).
+        Faces carry stable `track_id`s; their probabilities are temporally smoothed. A truncated
+        file warns and yields what could be read."""
+        video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
+        tracker = tracker or self.new_tracker(video.fps / video.every)
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=total or None, desc=os.path.basename(str(source)), unit="frame", file=sys.stderr,
-                       disable=None, leave=False)
-        index = 0
+            bar = tqdm(total=video.frame_count or None, desc=os.path.basename(str(video.source)), unit="frame",
+                       file=sys.stderr, disable=None, leave=False)
         try:
-            while max_frames is None or index < max_frames:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if index % every == 0:
-                    dets, probs, gender = self._faces(frame)
-                    ids, smooth = tracker.update(index, [d.box for d in dets], probs)
-                    faces = [self._make_face(d, smooth[i], gender[i] if gender is not None else None, ids[i])
-                             for i, d in enumerate(dets)]
-                    yield index, index / fps, frame, faces
-                index += 1
+            for index, frame in video:
+                yield index, index / video.fps, frame, self.track_frame(frame, tracker, index)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(video.frames_read - bar.n)
         finally:
-            cap.release()
+            video.close()
             if bar is not None:
                 bar.close()
-        if total and index < total - 1 and (max_frames is None or index < max_frames) and str(source).isdigit() is False:
-            warnings.warn(f"{source}: video ended after {index} of {total} frames (truncated or damaged); "
-                          f"results cover the frames that could be read", RuntimeWarning, stacklevel=2)
 
     def analyze_video(self, source, every: int = 1, max_frames: int | None = None, progress: bool = True,
                       on_frame: Callable[[int, float, np.ndarray, list[Face]], None] | None = None) -> Timeline:
-        """Analyse a video into a Timeline: one row per face per analysed frame."""
+        """Analyse a video (a path, URL, camera index or open `VideoReader`) into a Timeline: one
+        row per face per analysed frame, with one thumbnail per person."""
         from .timeline import Timeline
+        video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
+        tracker = self.new_tracker(video.fps / video.every)
         rows = []
-        for index, t, frame, faces in self.iter_video(source, every, max_frames=max_frames, progress=progress):
+        for index, t, frame, faces in self.iter_video(video, tracker=tracker, progress=progress):
             if on_frame:
                 on_frame(index, t, frame, faces)
             rows.extend(Timeline.row(index, t, f) for f in faces)
-        return Timeline.from_rows(rows, self.classes, video_fps(source))
+        return Timeline.from_rows(rows, self.classes, video.fps, tracker.thumbnails())

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..images import ImageDecodeError
 from ..report import png_tag, table, write_html
+from .analyzer import DETECT_EVERY
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"}
 
@@ -29,6 +30,18 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", action="store_true", help="rotate faces upright using the eye landmarks")
     p.add_argument("--gender", action="store_true", help="also estimate apparent gender (see the model card)")
     p.add_argument("--max-faces", type=int, help="keep at most K faces per image/frame (largest scores)")
+    p.add_argument("--detect-every", type=every_arg, default=DETECT_EVERY,
+                   help=f"videos and cameras: full-frame face detection every N analysed frames and on scene cuts, "
+                        f"tracked faces re-detected in small windows in between (default {DETECT_EVERY}; 1: every frame)")
+
+
+def every_arg(value: str) -> int:
+    """argparse type for frame steps (`check_every`)."""
+    from .video import check_every
+    try:
+        return check_every(int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,14 +49,14 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="emoscope-out", help="output folder (default: emoscope-out)")
     p.add_argument("--format", default="json", choices=["json", "csv", "parquet"], help="per-face results format")
     p.add_argument("--annotate", action="store_true", help="write annotated images / videos")
-    p.add_argument("--every", type=int, default=1, help="analyse every N-th video frame")
+    p.add_argument("--every", type=every_arg, default=1, help="analyse every N-th video frame")
     add_common(p)
 
 
 def make_analyzer(args):
     from .analyzer import Analyzer
     return Analyzer(args.model, args.detector, args.detector_model, args.threads, args.tta, args.align,
-                    args.gender, args.max_faces)
+                    args.gender, args.max_faces, detect_every=args.detect_every)
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -75,23 +88,22 @@ def write_table(df: pd.DataFrame, stem: str, fmt: str) -> str:
 
 
 def analyze_video(analyzer, path: str, args) -> dict:
+    from .video import VideoReader
     stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
+    video = VideoReader(path, args.every)
     writer = None
 
     def on_frame(index, t, frame, faces):
         nonlocal writer
-        if not args.annotate:
-            return
         from .annotate import draw_faces
         if writer is None:
-            from .analyzer import video_fps
-            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), video_fps(path) / args.every,
+            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), video.fps / video.every,
                                      (frame.shape[1], frame.shape[0]))
         writer.write(draw_faces(frame, faces))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tl = analyzer.analyze_video(path, every=args.every, on_frame=on_frame)
+        tl = analyzer.analyze_video(video, on_frame=on_frame if args.annotate else None)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if writer is not None:
@@ -99,15 +111,22 @@ def analyze_video(analyzer, path: str, args) -> dict:
     tl.to_csv(stem + ".timeline.csv", index=False)
     if args.format != "csv":
         write_table(pd.DataFrame(tl), stem + ".timeline", args.format)
-    summary = tl.summary()
+    summary = tl.summary(thumbnail_dir=stem + ".persons")
     summary.to_csv(stem + ".summary.csv", index=False)
     plot = stem + ".timeline.png"
     tl.plot(plot)
+    shown = summary.drop(columns=["thumbnail"]) if len(summary) else summary
+    faces = "".join(f"<figure style='display:inline-block;margin:4px;text-align:center'>{png_tag(p, f'person {k}')}"
+                    f"<figcaption>person {k}</figcaption></figure>"
+                    for k, p in zip(summary.get("track", []), summary.get("thumbnail", [])) if isinstance(p, str))
+    short = int(tl.loc[tl["short_track"], "track"].nunique()) if len(tl) else 0
     write_html(stem + ".report.html", f"emoscope: {os.path.basename(path)}", [
-        ("Summary per person", table(summary) if len(summary) else "<p>No faces found.</p>"),
+        ("People", faces or "<p>No faces found.</p>"),
+        ("Summary per person", table(shown) if len(summary) else "<p>No faces found.</p>"),
         ("Expressions over time", png_tag(plot, "expression timeline")),
         ("Files", f"<p>Timeline: <code>{os.path.basename(stem)}.timeline.csv</code> "
-                  f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces)</p>"),
+                  f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
+                  f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),
     ])
     return {"file": path, "kind": "video", "rows": len(tl), "people": int(summary.shape[0]),
             "timeline": stem + ".timeline.csv", "report": stem + ".report.html"}
@@ -170,11 +189,14 @@ def add_webcam_arguments(p: argparse.ArgumentParser) -> None:
 def run_webcam(args) -> int:
     from .annotate import draw_faces
     from .timeline import Timeline
+    from .video import VideoReader
     analyzer = make_analyzer(args)
+    video = VideoReader(args.source, max_frames=args.max_frames)
+    tracker = analyzer.new_tracker(video.fps)
     rows, t_last, fps = [], time.perf_counter(), 0.0
     window = not args.no_window
     try:
-        for index, t, frame, faces in analyzer.iter_video(args.source, max_frames=args.max_frames, progress=False):
+        for index, t, frame, faces in analyzer.iter_video(video, tracker=tracker, progress=False):
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - t_last, 1e-6) if fps else 1 / max(now - t_last, 1e-6)
             t_last = now
@@ -194,6 +216,6 @@ def run_webcam(args) -> int:
     except KeyboardInterrupt:
         pass
     if args.record:
-        Timeline.from_rows(rows, analyzer.classes, 30.0).to_csv(args.record, index=False)
+        Timeline.from_rows(rows, analyzer.classes, video.fps, tracker.thumbnails()).to_csv(args.record, index=False)
         print(f"timeline written to {args.record}", file=sys.stderr)
     return 0

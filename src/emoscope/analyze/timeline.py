@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
+import cv2
 import numpy as np
 import pandas as pd
 
 from .face import Face
+from .tracking import MIN_TRACK_FRAMES
 
 BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
 
 
 class Timeline(pd.DataFrame):
     """Rows: frame, time (s), track (person id), box, detector score, one column per class
-    probability (smoothed over time within a track), label, valence, valence_score."""
+    probability (smoothed over time within a track), label, valence, valence_score, and
+    short_track (the track has fewer than `MIN_TRACK_FRAMES` analysed frames: a flicker, left
+    out of summaries and charts). `thumbnails` holds one face picture (BGR) per track."""
 
-    _metadata = ["classes", "fps"]
+    _metadata = ["classes", "fps", "thumbnails"]
 
     @property
     def _constructor(self):
@@ -28,18 +34,28 @@ class Timeline(pd.DataFrame):
                 "valence_score": face.valence_score}
 
     @classmethod
-    def from_rows(cls, rows: list[dict], classes: list[str], fps: float) -> "Timeline":
+    def from_rows(cls, rows: list[dict], classes: list[str], fps: float,
+                  thumbnails: dict[int, np.ndarray] | None = None,
+                  min_track_frames: int = MIN_TRACK_FRAMES) -> "Timeline":
         cols = BASE_COLUMNS + list(classes) + ["label", "valence", "valence_score"]
-        tl = cls(pd.DataFrame(rows, columns=cols))
-        tl.classes, tl.fps = list(classes), float(fps)
+        df = pd.DataFrame(rows, columns=cols)
+        df["short_track"] = df.groupby("track")["frame"].transform("size") < min_track_frames if len(df) else []
+        tl = cls(df)
+        tl.classes, tl.fps, tl.thumbnails = list(classes), float(fps), dict(thumbnails or {})
         return tl
 
-    def summary(self) -> pd.DataFrame:
-        """One row per person: time on screen, dominant expression, share of analysed frames per
-        expression, mean valence, and the peak positive and negative moments."""
+    def summary(self, thumbnail_dir: str | None = None) -> pd.DataFrame:
+        """One row per person (short tracks left out): time on screen, dominant expression, share
+        of analysed frames per expression, mean valence, the peak positive and negative moments,
+        and a `thumbnail` of the face: a BGR array, or with `thumbnail_dir` the path of a PNG
+        written there (person<track>.png)."""
         classes = self.classes
+        thumbs = getattr(self, "thumbnails", None) or {}
+        if thumbnail_dir:
+            os.makedirs(thumbnail_dir, exist_ok=True)
         out = []
-        for track, g in pd.DataFrame(self).groupby("track"):
+        df = pd.DataFrame(self)
+        for track, g in df[~df["short_track"].astype(bool)].groupby("track"):
             share = g["label"].value_counts(normalize=True)
             mean_probs = g[classes].mean()
             pos, neg = g["valence_score"].idxmax(), g["valence_score"].idxmin()
@@ -51,19 +67,25 @@ class Timeline(pd.DataFrame):
                 "peak_positive_s": float(g.at[pos, "time"]), "peak_positive": round(float(g.at[pos, "valence_score"]), 4),
                 "peak_negative_s": float(g.at[neg, "time"]), "peak_negative": round(float(g.at[neg, "valence_score"]), 4),
             })
+            thumb = thumbs.get(int(track))
+            if thumb is not None and thumbnail_dir:
+                path = os.path.join(thumbnail_dir, f"person{int(track)}.png")
+                cv2.imwrite(path, thumb)
+                thumb = path
+            out[-1]["thumbnail"] = thumb
         return pd.DataFrame(out)
 
-    def plot(self, path: str | None = None, min_frames: int = 3):
-        """Expression probabilities over time (stacked) and valence, one panel per person.
-        Saves a PNG when `path` is given; returns the matplotlib figure."""
+    def plot(self, path: str | None = None):
+        """Expression probabilities over time (stacked) and valence, one panel per person (short
+        tracks left out). Saves a PNG when `path` is given; returns the matplotlib figure."""
         from ..report import pyplot
         from .annotate import CLASS_COLORS_RGB
 
         plt = pyplot()
 
         df = pd.DataFrame(self)
-        counts = df["track"].value_counts()
-        tracks = sorted(counts[counts >= min_frames].index) or sorted(counts.index)
+        df = df[~df["short_track"].astype(bool)]
+        tracks = sorted(df["track"].unique())
         n = max(1, len(tracks))
         fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
         for ax, track in zip(axes[:, 0], tracks):
@@ -77,6 +99,11 @@ class Timeline(pd.DataFrame):
             ax.set_ylim(0, 1)
             ax.set_ylabel("probability")
             ax.set_title(f"person {track}")
+            thumb = (getattr(self, "thumbnails", None) or {}).get(int(track))
+            if thumb is not None:
+                inset = ax.inset_axes([-0.16, 0.05, 0.12, 0.9])
+                inset.imshow(thumb[..., ::-1])
+                inset.axis("off")
         if len(tracks) == 0:
             axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)

@@ -35,7 +35,7 @@ class Scorer:
             self.holdout = meta.extra.get("holdout", {})
             self.data_hint = None
         else:
-            from ..train.trainer import load_run_model
+            from ..models.checkpoint import load_run_model
             self.model, cfg, self.classes = load_run_model(model)
             self.size, self.color, self.temperature = cfg["img_size"], cfg["color"], None
             self.holdout = {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}
@@ -48,7 +48,7 @@ class Scorer:
     def logits(self, images: np.ndarray) -> np.ndarray:
         if hasattr(self, "clf"):
             return self.clf.logits(images)
-        from ..train.trainer import predict_logits
+        from ..models.checkpoint import predict_logits
         return predict_logits(self.model, images, channels_last=False, bf16=False, flip=self.tta == "flip")
 
     def splits(self, ds: Dataset) -> Dataset:

@@ -16,7 +16,7 @@ from ..data.dataset import HOLDOUT_KEYS, run_sources
 from ..evaluate.calibration import fit_temperature, fit_valence
 from ..metrics import softmax
 from ..train.config import TrainConfig
-from ..train.trainer import load_run_model, predict_logits
+from ..models.checkpoint import load_run_model, predict_logits
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,

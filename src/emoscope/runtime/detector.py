@@ -13,6 +13,17 @@ import numpy as np
 from .assets import yunet_model
 
 
+DETECT_MAX_SIDE = 640  # frames are scaled so their longer side is at most this before detection
+
+
+def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """A box (x, y, w, h) cut to the image: no negative coordinates, nothing past the edges."""
+    x, y, w, h = box
+    x0, y0 = min(max(0.0, x), width), min(max(0.0, y), height)
+    x1, y1 = min(max(x0, x + w), width), min(max(y0, y + h), height)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 @dataclass
 class Detection:
     box: tuple[float, float, float, float]          # x, y, w, h in pixels
@@ -31,12 +42,12 @@ class FaceDetector:
 
 class YuNetDetector(FaceDetector):
     """YuNet via cv2.FaceDetectorYN. Large frames are scaled so the longer side is at most
-    `max_side` before detection (speed); boxes come back in original pixels."""
+    `max_side` before detection (speed); boxes come back in original pixels, clipped to the image."""
 
     name = "yunet"
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 max_side: int = 640, top_k: int = 5000):
+                 max_side: int = DETECT_MAX_SIDE, top_k: int = 5000):
         self.model_path = yunet_model(model_path)
         self.max_side = max_side
         # OpenCV 5 warns on every creation that the new graph engine ignores the preferable target
@@ -66,8 +77,8 @@ class YuNetDetector(FaceDetector):
             return []
         out = []
         for f in faces[np.argsort(-faces[:, 14])]:
-            x, y, bw, bh = (f[:4] / scale).tolist()
-            out.append(Detection((x, y, bw, bh), float(f[14]), (f[4:14].reshape(5, 2) / scale).astype(np.float32)))
+            box = clip_box((f[:4] / scale).tolist(), w, h)
+            out.append(Detection(box, float(f[14]), (f[4:14].reshape(5, 2) / scale).astype(np.float32)))
         return out
 
 

@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..analyze import Analyzer, Tracker, to_bgr
+from ..analyze.video import VideoReader
 from ..images import ImageDecodeError, decode_image
 from ..labels import VALENCE
 from .jobs import JobQueue
@@ -137,6 +138,17 @@ async def upload_bytes(request: Request, cap: int) -> bytes:
     raise UploadError(422, f"multipart body has no file field named 'file' (got: {', '.join(form.keys()) or 'none'})")
 
 
+def probe_video(path: str) -> int | None:
+    """The number of frames the container declares when its first frame decodes, else None."""
+    try:
+        reader = VideoReader(path, max_frames=1)
+    except ValueError:
+        return None
+    frames = reader.frame_count
+    decoded = any(True for _ in reader)
+    return frames if decoded else None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
@@ -217,13 +229,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fd, path = tempfile.mkstemp(prefix="emoscope-upload-", suffix=".video")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        cap = cv2.VideoCapture(path)
-        ok = cap.isOpened() and cap.read()[0]
-        cap.release()
-        if not ok:
+        frames = await run_in_threadpool(probe_video, path)
+        if frames is None:
             os.remove(path)
             raise UploadError(422, "the video cannot be decoded")
-        job = jobs.submit(path)
+        job = jobs.submit(path, frames)
         return {"id": job.id, "status": job.status, "status_url": f"/v1/videos/{job.id}"}
 
     def get_job(job_id: str):
@@ -253,7 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ws.close(code=4401)
             return
         await ws.accept()
-        tracker = Tracker(max_gap=10)
+        tracker = Tracker(max_gap=10)  # frames arrive at camera rate minus the dropped ones
         latest: dict = {}
         ready = asyncio.Event()
         counters = {"received": 0, "dropped": 0}
@@ -283,10 +293,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except ImageDecodeError as exc:
                 return {"frame": index, "error": f"cannot decode frame: {exc}"}
             with analyzers.use() as worker:
-                dets, probs, _ = worker._faces(img)
-            ids, smooth = tracker.update(index, [d.box for d in dets], probs)
-            faces = [worker._make_face(d, smooth[i], None, ids[i]).to_dict() for i, d in enumerate(dets)]
-            return {"frame": index, "width": img.shape[1], "height": img.shape[0], "faces": faces}
+                faces = worker.track_frame(img, tracker, index)
+            return {"frame": index, "width": img.shape[1], "height": img.shape[0],
+                    "faces": [f.to_dict() for f in faces]}
 
         receiver = asyncio.create_task(receive())
         try:

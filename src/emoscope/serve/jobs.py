@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -35,7 +36,10 @@ class Job:
             d["error"] = self.error
         if with_results and self.status == "done":
             tl = self.timeline
-            d["summary"] = tl.summary().to_dict(orient="records")
+            summary = tl.summary()
+            if len(summary):
+                summary["thumbnail"] = [jpeg_data_uri(t) if t is not None else None for t in summary["thumbnail"]]
+            d["summary"] = summary.to_dict(orient="records")
             d["timeline"] = tl.to_dict(orient="records")
             d["classes"] = tl.classes
         return d
@@ -55,11 +59,8 @@ class JobQueue:
     def pending(self) -> int:
         return sum(j.status in ("queued", "running") for j in self.jobs.values())
 
-    def submit(self, path: str) -> Job:
-        job = Job(uuid.uuid4().hex, path)
-        cap = cv2.VideoCapture(path)
-        job.frames_total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        cap.release()
+    def submit(self, path: str, frames_total: int = 0) -> Job:
+        job = Job(uuid.uuid4().hex, path, frames_total=frames_total)
         self.jobs[job.id] = job
         while len(self.jobs) > self.keep_results:
             old_id, old = next(iter(self.jobs.items()))
@@ -70,19 +71,17 @@ class JobQueue:
         return job
 
     def _run(self, job: Job) -> None:
-        from ..analyze.analyzer import video_fps
-        from ..analyze.timeline import Timeline
         job.status = "running"
-        rows = []
+
+        def progress(index, *_):
+            job.frames_done = index + 1
+
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with self.analyzers.use() as analyzer:
-                    for index, t, _, faces in analyzer.iter_video(job.path, self.every, progress=False):
-                        rows.extend(Timeline.row(index, t, f) for f in faces)
-                        job.frames_done = index + 1
+                    job.timeline = analyzer.analyze_video(job.path, self.every, progress=False, on_frame=progress)
             job.warnings = [str(w.message).replace(job.path, "upload") for w in caught]
-            job.timeline = Timeline.from_rows(rows, self.analyzers.classes, video_fps(job.path))
             job.status = "done"
         except Exception as exc:  # a damaged video must fail its job, not the server
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}".replace(job.path, "upload")
@@ -101,6 +100,12 @@ class JobQueue:
         self.pool.shutdown(wait=False, cancel_futures=True)
         for job in self.jobs.values():
             _remove(job.path)
+
+
+def jpeg_data_uri(bgr) -> str:
+    """A small BGR image as a `data:image/jpeg;base64,...` URI for the web page."""
+    ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()
 
 
 def _remove(path: str) -> None:

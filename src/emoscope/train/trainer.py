@@ -20,23 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from ..contract import NORM_MEAN, NORM_STD, is_onnx_path
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
 from ..models import count_flops, count_params, create_model
+from ..models.checkpoint import flip_averaged_logits, normalize, predict_logits, run_checkpoint, to_input
 from .augment import augment, mix
 from .config import TrainConfig
-
-def to_input(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, H, W) in [0, 1]."""
-    t = torch.as_tensor(images_u8)
-    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    return t.float().div_(255.0)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - NORM_MEAN) / NORM_STD
-
+from .teachers import load_teacher
 
 def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
     """The run's splits (see `training_view`)."""
@@ -74,76 +64,6 @@ def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def flip_averaged_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits averaged with those of the horizontally mirrored batch, in one forward pass over both."""
-    both = model(torch.cat([x, torch.flip(x, dims=[3])])).float()
-    return (both[:len(x)] + both[len(x):]) / 2
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, channels_last: bool = True,
-                   bf16: bool = True, device: str = "cpu", flip: bool = False) -> np.ndarray:
-    """Logits for uint8 images in eval mode (optionally averaged with the horizontal flip)."""
-    model.eval()
-    out = []
-    for i in range(0, len(images_u8), batch):
-        x = normalize(to_input(images_u8[i:i + batch])).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if bf16 else nullcontext()
-        with ctx:
-            logits = flip_averaged_logits(model, x) if flip else model(x).float()
-        out.append(logits.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def run_checkpoint(run: str) -> str:
-    """A run folder's best.pt, or the checkpoint file given."""
-    return os.path.join(run, "best.pt") if os.path.isdir(run) else run
-
-
-def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
-    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
-    path = run_checkpoint(run)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    in_chans = 1 if cfg["color"] == "gray" else 3
-    model = create_model(cfg["model"], len(ck["classes"]), in_chans, **cfg.get("model_kwargs", {}))
-    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
-    model.load_state_dict(state)
-    return model.eval(), cfg, ck["classes"]
-
-
-class OnnxTeacher(nn.Module):
-    """A distillation teacher exported to ONNX (`emoscope export`), run by onnxruntime. Its int8
-    copy predicts ~3x faster than the torch model in bf16 here, which is what makes online
-    distillation from a large teacher affordable on a CPU."""
-
-    def __init__(self, path: str, threads: int = 0):
-        super().__init__()
-        from ..runtime import ExpressionClassifier
-        self.clf = ExpressionClassifier(path, threads)
-        meta = self.clf.meta
-        if meta.output != "logits" or not (np.allclose(meta.mean, NORM_MEAN) and np.allclose(meta.std, NORM_STD)):
-            raise ValueError(f"teacher {path}: needs logits over inputs normalised by mean {NORM_MEAN}, "
-                             f"std {NORM_STD} (an `emoscope export` file)")
-        h, w = meta.input_size
-        self.config = {"color": meta.color, "img_size": h if h == w else (h, w)}
-        self.classes = meta.classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.clf.session.run(None, {self.clf.input_name: x.detach().float().cpu().contiguous().numpy()})[0]
-        return torch.from_numpy(y).to(x.device)
-
-
-def load_teacher(source: str, threads: int = 0) -> tuple[nn.Module, dict, list[str]]:
-    """A teacher from a run folder / checkpoint (torch) or an exported .onnx file."""
-    if is_onnx_path(source):
-        teacher = OnnxTeacher(source, threads)
-        return teacher, teacher.config, teacher.classes
-    return load_run_model(source)
 
 
 class Trainer:

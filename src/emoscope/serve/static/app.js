@@ -49,6 +49,8 @@ async function analyzePhoto(file) {
   $("upload-status").textContent = "Analysing…";
   const data = await upload("/v1/analyze", file);
   if (!data) return;
+  clearResults();
+  $("photo").hidden = false;
   const img = await createImageBitmap(file, { imageOrientation: "from-image" });
   const canvas = $("photo");
   const scale = Math.min(1, 640 / img.width);
@@ -61,7 +63,10 @@ async function analyzePhoto(file) {
   $("upload-status").dataset.faces = data.faces.length;
 }
 
-function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence" } = {}) {
+// One colour per person, shared by the chart lines and the thumbnails' frames.
+const trackColor = (track, order) => TRACK_COLORS[Math.max(0, order.indexOf(String(track))) % TRACK_COLORS.length];
+
+function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence", order = Object.keys(series) } = {}) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, pad = 30;
   ctx.clearRect(0, 0, W, H);
@@ -73,7 +78,7 @@ function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence" } = 
   ctx.fillStyle = "#555"; ctx.font = "12px system-ui";
   ctx.fillText(`${label} over time (s), ${t0.toFixed(1)}–${t1.toFixed(1)}`, pad, 14);
   Object.entries(series).forEach(([track, pts], i) => {
-    ctx.strokeStyle = TRACK_COLORS[i % TRACK_COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
+    ctx.strokeStyle = trackColor(track, order); ctx.lineWidth = 2; ctx.beginPath();
     pts.forEach(([t, v], j) => (j ? ctx.lineTo(X(t), Y(v)) : ctx.moveTo(X(t), Y(v))));
     ctx.stroke();
     ctx.fillStyle = ctx.strokeStyle; ctx.fillText(`person ${track}`, W - pad - 70, 14 + 14 * (i + 1));
@@ -81,6 +86,7 @@ function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence" } = 
 }
 
 async function analyzeVideo(file) {
+  clearResults();
   $("upload-status").textContent = "Uploading…";
   const job = await upload("/v1/videos", file);
   if (!job) return;
@@ -93,16 +99,30 @@ async function analyzeVideo(file) {
   }
 }
 
+function clearResults() {
+  const photo = $("photo");
+  photo.getContext("2d").clearRect(0, 0, photo.width, photo.height);
+  $("faces").innerHTML = "";
+  $("video-chart").hidden = true;
+  $("summary").hidden = true;
+  $("summary").innerHTML = "";
+}
+
 function showVideo(st) {
+  clearResults();
+  $("photo").hidden = true;
+  const order = st.summary.map((s) => String(s.track));
   const series = {};
-  for (const r of st.timeline) (series[r.track] ||= []).push([r.time, r.valence_score]);
+  for (const r of st.timeline) if (!r.short_track) (series[r.track] ||= []).push([r.time, r.valence_score]);
   const chart = $("video-chart");
   chart.hidden = false;
-  lineChart(chart, series);
+  lineChart(chart, series, { order });
   const table = $("summary");
   const cols = ["track", "frames", "dominant", "mean_valence", "peak_positive_s", "peak_negative_s"];
-  table.innerHTML = `<tr>${cols.map((c) => `<th>${c}</th>`).join("")}</tr>` +
-    st.summary.map((s) => `<tr>${cols.map((c) => `<td>${typeof s[c] === "number" ? +s[c].toFixed(3) : s[c]}</td>`).join("")}</tr>`).join("");
+  const face = (s) => s.thumbnail
+    ? `<img class="person" alt="person ${s.track}" src="${s.thumbnail}" style="border-color:${trackColor(s.track, order)}">` : "";
+  table.innerHTML = `<tr><th>person</th>${cols.map((c) => `<th>${c}</th>`).join("")}</tr>` +
+    st.summary.map((s) => `<tr><td>${face(s)}</td>${cols.map((c) => `<td>${typeof s[c] === "number" ? +s[c].toFixed(3) : s[c]}</td>`).join("")}</tr>`).join("");
   table.hidden = false;
   $("upload-status").textContent = `${st.summary.length} person(s), ${st.timeline.length} face rows.` +
     (st.warnings.length ? ` Warning: ${st.warnings.join("; ")}` : "");
