@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED)/models/face_detection_yunet.onnx),)
 export EMOSCOPE_YUNET_MODEL ?= $(SHARED)/models/face_detection_yunet.onnx
 endif
 
-.PHONY: setup demo test train-default train-gender benchmarks clean
+.PHONY: setup demo test test-fast train-default train-gender benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The edit loop: everything but the tests marked slow (training, DDP, Optuna, the browser, whole videos).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The shipped expression model's recipe, one command from scratch (configs/shipped/, run folders
 # in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, face_like, jpeg_bytes, synthetic_split_folders, write_tree
+from emoscope.cli import VERBS as VERB_TABLE
 
-VERBS = [[], ["data"], ["data", "inspect"], ["data", "audit"], ["train"], ["models"], ["export"], ["analyze"],
-         ["webcam"]]
+# the root, each group of verbs ("data") and every verb of the CLI's own table
+GROUPS = sorted({verb.split()[0] for verb, *_ in VERB_TABLE if " " in verb})
+VERBS = [[]] + [[g] for g in GROUPS] + [verb.split() for verb, *_ in VERB_TABLE]
 
 
 def cli(*args, timeout=300):

@@ -151,19 +151,24 @@ def test_tracker_keeps_ids_through_gaps():
 
 
 def test_inference_side_never_imports_torch(samples, yunet):
+    """The core install has neither torch nor matplotlib: photos and videos are analysed without
+    them (the video's summary included)."""
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ImportError('torch is blocked in this test')\n"
+        "        if name.split('.')[0] in ('torch', 'matplotlib'):\n"
+        "            raise ImportError(name + ' is blocked in this test')\n"
         "sys.meta_path.insert(0, Block())\n"
         "import emoscope\n"
         f"a = emoscope.Analyzer(detector_model={yunet!r})\n"
         f"faces = a.analyze({os.path.join(samples, 'facerec_obama.jpg')!r})\n"
+        f"tl = a.analyze_video({os.path.join(samples, 'facerec_short_hamilton_clip.mp4')!r}, max_frames=30,"
+        " progress=False)\n"
+        "assert len(tl.summary()) >= 1\n"
         "import emoscope.analyze.cli, emoscope.cli\n"
         "emoscope.cli.build_parser()\n"
-        "assert len(faces) == 1 and 'torch' not in sys.modules\n"
+        "assert len(faces) == 1 and 'torch' not in sys.modules and 'matplotlib' not in sys.modules\n"
         "print('ok')\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

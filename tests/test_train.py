@@ -16,6 +16,7 @@ from conftest import REPO, face_like, jpeg_bytes, synthetic_split_folders, write
 from emoscope.train import TrainConfig
 
 PY = sys.executable
+pytestmark = pytest.mark.slow  # every test here trains (except the config check, which is cheap anyway)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -144,3 +145,26 @@ def crop_face(image: np.ndarray, box, size: tuple[int, int], color: str = "gray"
         out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
     return out
 
+
+
+def write_props(proto, props: dict[str, str]) -> None:
+    """Replace the metadata_props of an ONNX ModelProto (loaded with the `onnx` package)."""
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        proto.metadata_props.add(key=k, value=v)
+
+
+def record_metrics(path: str, key: str, numbers: dict) -> dict:
+    """Store `numbers` under `key` in the `metrics` metadata of the ONNX file at `path` (what
+    `/v1/model` and the model card report); returns all its recorded metrics."""
+    import onnx
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    metrics = json.loads(props.get("metrics", "{}"))
+    metrics[key] = numbers
+    props["metrics"] = json.dumps(metrics)
+    write_props(proto, props)
+    tmp = path + ".tmp"
+    onnx.save(proto, tmp)
+    os.replace(tmp, path)
+    return metrics

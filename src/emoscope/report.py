@@ -13,9 +13,16 @@ table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px soli
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}code{background:#f5f5f5;padding:1px 4px}"""
 
 
+class PlottingUnavailable(ImportError):
+    """matplotlib is not installed (it is the `plots` extra, not part of the core install)."""
+
+
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (reports run headless, in servers and CI)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise PlottingUnavailable("charts need matplotlib: pip install 'emoscope[plots]'") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt

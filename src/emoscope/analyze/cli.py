@@ -14,7 +14,7 @@ import cv2
 import pandas as pd
 
 from ..images import ImageDecodeError
-from ..report import png_tag, table, write_html
+from ..report import PlottingUnavailable, png_tag, table, write_html
 from .analyzer import DETECT_EVERY
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"}
@@ -114,7 +114,12 @@ def analyze_video(analyzer, path: str, args) -> dict:
     summary = tl.summary(thumbnail_dir=stem + ".persons")
     summary.to_csv(stem + ".summary.csv", index=False)
     plot = stem + ".timeline.png"
-    tl.plot(plot)
+    try:
+        tl.plot(plot)
+        chart = png_tag(plot, "expression timeline")
+    except PlottingUnavailable as exc:
+        print(f"note: no timeline chart: {exc}", file=sys.stderr)
+        chart = f"<p>No chart: {exc}.</p>"
     shown = summary.drop(columns=["thumbnail"]) if len(summary) else summary
     faces = "".join(f"<figure style='display:inline-block;margin:4px;text-align:center'>{png_tag(p, f'person {k}')}"
                     f"<figcaption>person {k}</figcaption></figure>"
@@ -123,7 +128,7 @@ def analyze_video(analyzer, path: str, args) -> dict:
     write_html(stem + ".report.html", f"emoscope: {os.path.basename(path)}", [
         ("People", faces or "<p>No faces found.</p>"),
         ("Summary per person", table(shown) if len(summary) else "<p>No faces found.</p>"),
-        ("Expressions over time", png_tag(plot, "expression timeline")),
+        ("Expressions over time", chart),
         ("Files", f"<p>Timeline: <code>{os.path.basename(stem)}.timeline.csv</code> "
                   f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
                   f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),

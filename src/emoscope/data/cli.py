@@ -7,10 +7,12 @@ import json
 import os
 import sys
 
+from ..contract import IMG_SIZE
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="dataset folder, .zip or .csv (layout auto-detected)")
-    p.add_argument("--size", type=int, default=48, help="side to which images are resized (default 48)")
+    p.add_argument("--size", type=int, default=IMG_SIZE, help=f"side to which images are resized (default {IMG_SIZE})")
     p.add_argument("--color", default="gray", choices=["gray", "rgb"])
     p.add_argument("--no-cache", action="store_true", help="decode again instead of using the cache")
 

@@ -16,15 +16,11 @@ import numpy as np
 from ..contract import IMG_SIZE, CropRule, crop_face
 from ..images import ImageDecodeError, open_image, pil_to_array
 from ..labels import CONTEMPT, EXPRESSIONS, canonical_label
+from ..runtime.assets import cache_dir
 from .readers import DatasetError, FileTree, RawSample, Skipped, iter_samples
 
 CACHE_VERSION = 2
 SPLITS = ("train", "val", "test")
-
-
-def cache_dir() -> str:
-    """Where decoded datasets and downloaded models live ($EMOSCOPE_CACHE or ~/.cache/emoscope)."""
-    return os.environ.get("EMOSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emoscope")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--record", action="store_true",
+                   help="store the headline numbers in the evaluated ONNX file's metadata (`metrics`, served by "
+                        "/v1/model), under <data>_<split>[_pipeline][_flip]")
 
 
 def run(args) -> int:
@@ -36,6 +40,8 @@ def run(args) -> int:
             "temperature", "images_per_second", "excluded_classes")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
+    if args.record:
+        record(args, args.model, out, pipeline=False)
     print(json.dumps(out, indent=1))
     return 0
 
@@ -53,8 +59,22 @@ def run_pipeline(args) -> int:
             "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
+    if args.record:
+        record(args, r["model"], out, pipeline=True)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def record(args, model: str, out: dict, pipeline: bool) -> None:
+    """`--record`: the numbers of this evaluation into the ONNX file's metadata."""
+    from ..contract import is_onnx_path, record_metrics
+    from ..data.dataset import source_name
+    if not is_onnx_path(model):
+        raise SystemExit("emoscope evaluate --record: only an ONNX file can record its metrics")
+    key = f"{source_name(args.data)}_{args.split}" + ("_pipeline" if pipeline else "") + \
+        ("_flip" if args.tta == "flip" else "")
+    numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+    record_metrics(model, key, {**numbers, "date": time.strftime("%Y-%m-%d")})
 
 
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..contract import CropRule
+from ..contract import IMG_SIZE, CropRule
 
 
 def add_models_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=int, default=48, help="input side for the MAC count")
+    p.add_argument("--size", type=int, default=IMG_SIZE, help=f"input side for the MAC count (default {IMG_SIZE})")
     p.add_argument("--in-chans", type=int, default=1)
 
 

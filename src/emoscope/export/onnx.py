@@ -10,7 +10,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from ..contract import NORM_MEAN, NORM_STD, CropRule, ModelMeta, normalize_u8
+from ..contract import NORM_MEAN, NORM_STD, CropRule, ModelMeta, normalize_u8, write_props
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, run_sources
 from ..evaluate.calibration import fit_temperature, fit_valence
@@ -57,7 +57,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
         extra["valence"] = valence
     meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, CropRule.from_dict({**cfg["crop"], **(crop or {})}),
                      float(temperature), extra={**extra, **(extra_meta or {})})
-    set_props(proto, meta.to_props())
+    write_props(proto, meta.to_props())
     onnx.checker.check_model(proto)
     onnx.save(proto, out)
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
@@ -91,13 +91,7 @@ def quantize_int8(src: str, dst: str, calibration: np.ndarray) -> dict:
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     os.remove(pre)
     proto = onnx.load(dst)
-    set_props(proto, {p.key: p.value for p in onnx.load(src).metadata_props})
+    write_props(proto, {p.key: p.value for p in onnx.load(src).metadata_props})
     onnx.save(proto, dst)
     return {"path": dst, "bytes": os.path.getsize(dst)}
 
-
-def set_props(proto, props: dict[str, str]) -> None:
-    """Replace an ONNX model's metadata_props."""
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        proto.metadata_props.add(key=k, value=v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..contract import IMG_SIZE
 from .registry import register
 
 
@@ -30,7 +31,7 @@ class SequentialCNN(nn.Module):
     """Conv blocks, flatten, dense blocks, linear classifier (softmax lives in the loss)."""
 
     def __init__(self, convs: list[tuple[int, int]], denses: list[int], num_classes: int, in_chans: int,
-                 size: int = 48, convs_per_block: int = 1, bn: bool = True, drop: float = 0.25,
+                 size: int = IMG_SIZE, convs_per_block: int = 1, bn: bool = True, drop: float = 0.25,
                  dense_drop: float = 0.5):
         super().__init__()
         blocks, cin = [], in_chans

@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..contract import IMG_SIZE
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -33,7 +35,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, in_chans: int = 1, size: int = 48) -> int:
+def count_flops(model: nn.Module, in_chans: int = 1, size: int = IMG_SIZE) -> int:
     """Multiply-accumulates of one forward pass on a (1, in_chans, size, size) input.
 
     Counts convolutions and linear layers, which dominate every model here.

@@ -32,25 +32,8 @@ from ..analyze.video import VideoReader
 from ..images import ImageDecodeError, decode_image
 from ..labels import VALENCE
 from .jobs import JobQueue
+from .settings import Settings
 from .media import sniff_image, sniff_video
-
-
-@dataclass
-class Settings:
-    model: str | None = None
-    detector_model: str | None = None
-    threads: int = 0                             # per analyzer; 0: the cores shared out among workers
-    workers: int = 2                             # analyzers working in parallel (each serves one request)
-    detect_max_side: int = 640                   # detector input's longer side (smaller is faster)
-    max_image_bytes: int = 15 * 1024 * 1024
-    max_video_bytes: int = 100 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    request_timeout_s: float = 30.0
-    retention_s: float = 0.0                     # keep uploaded videos this long after their job; 0: delete at once
-    video_every: int = 1
-    max_queued_videos: int = 4
-    api_key: str | None = field(default_factory=lambda: os.environ.get("EMOSCOPE_API_KEY") or None)
-    cors_origins: list[str] = field(default_factory=list)  # closed by default
 
 
 class AnalyzerPool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from ..contract import CropRule
+from ..contract import IMG_SIZE, CropRule
 
 
 SOURCE_KEYS = {"data", "weight", "split_file", "faces", "distill", "class_weights"}
@@ -33,54 +33,66 @@ class AugmentConfig:
                              min(1.0, self.erase * strength), self.erase_area, self.mixup, self.cutmix)
 
 
+def opt(default=MISSING, help: str = "", choices: tuple | None = None, cli: bool = True, factory=MISSING):
+    """A TrainConfig field with the help (and choices) of its `emoscope train` flag; `cli=False`
+    keeps a structured field to config files."""
+    return field(default=default, default_factory=factory, metadata={"help": help, "choices": choices, "cli": cli})
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""
-    out: str = "runs/default"
-    model: str = "resnet_fer_s"
-    model_kwargs: dict = field(default_factory=dict)
-    img_size: int = 48
-    color: str = "gray"                  # gray | rgb
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "sgd"               # sgd (Nesterov) | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"           # onecycle | cosine | plateau
-    warmup_epochs: float = 1.0           # cosine only
-    plateau_patience: int = 3
-    label_smoothing: float = 0.1
-    balance: str = "none"                # none | weights (class-weighted loss) | sampler
-    ema: float = 0.999                   # EMA decay of weights; 0 disables
-    freeze_epochs: int = 0               # train only the model's head for this many epochs (-1: always)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    init: str = ""                       # warm start: weights of a run folder (its best.pt, EMA) or a .pt file
-    teacher: list[str] = field(default_factory=list)  # runs or exported .onnx files whose predictions are distilled
-    distill: float = 0.7                 # weight of the teachers' probabilities in the training target
-    distill_temperature: float = 1.0     # softens the teachers' logits before averaging their probabilities
-    distill_online: bool = False         # teachers see each augmented batch (consistent views) instead of
-                                         # their probabilities on the clean images computed once
-    distill_flip: bool = False           # online: teachers also see the mirrored batch (flip TTA)
-    train_splits: list[str] = field(default_factory=lambda: ["train"])  # splits folded into train first
-    train_fraction: float = 1.0          # stratified, seeded share of train actually used (experiments)
-    val_split: float = 0.1               # carved from train, stratified, only if the data has no val split
-    test_split: float = 0.0              # likewise a held-out test split (carved first, never trained on)
-    exclude: str = ""                    # file of sample ids to drop (the audit's exclusion list)
+    """Every setting of a training run, stated once: `emoscope train` makes a flag of each field
+    (train/cli.py) and every run saves its resolved copy as config.json."""
+
+    data: str = opt("", "dataset folder, .zip or .csv (the primary source)")
+    out: str = opt("runs/default", "run folder")
+    model: str = opt("resnet_fer_s", "registered model name (see `emoscope models`)")
+    model_kwargs: dict = opt(help="keyword arguments of the model", cli=False, factory=dict)
+    img_size: int = opt(IMG_SIZE, "input side in pixels")
+    color: str = opt("gray", "input colour", ("gray", "rgb"))
+    epochs: int = opt(30, "epochs")
+    batch_size: int = opt(128, "batch size")
+    optimizer: str = opt("sgd", "optimizer (sgd: Nesterov momentum)", ("sgd", "adamw"))
+    lr: float = opt(0.1, "peak learning rate")
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(5e-4, "weight decay (not on BN or biases)")
+    schedule: str = opt("onecycle", "learning-rate schedule", ("onecycle", "cosine", "plateau"))
+    warmup_epochs: float = opt(1.0, "warm-up epochs (cosine only)")
+    plateau_patience: int = opt(3, "epochs without improvement before halving the lr (plateau only)")
+    label_smoothing: float = opt(0.1, "label smoothing")
+    balance: str = opt("none", "class balance: a class-weighted loss or a balanced sampler",
+                       ("none", "weights", "sampler"))
+    ema: float = opt(0.999, "EMA decay of the weights (0 disables)")
+    freeze_epochs: int = opt(0, "train only the model's head for N epochs, then everything (-1: keep frozen)")
+    augment: AugmentConfig = opt(help="batched augmentation", cli=False, factory=AugmentConfig)
+    init: str = opt("", "warm start from this run folder (its best.pt, EMA) or .pt of the same model and classes")
+    teacher: list[str] = opt(help="distil this run folder's or exported .onnx file's predictions; repeat for an "
+                             "ensemble", factory=list)
+    distill: float = opt(0.7, "weight of the teachers' probabilities in the training target (0..1)")
+    distill_temperature: float = opt(1.0, "temperature that softens the teachers' logits")
+    distill_online: bool = opt(False, "the teachers predict every augmented batch (costs their forward passes) "
+                               "instead of the clean images once")
+    distill_flip: bool = opt(False, "online: average each teacher's logits with its view of the mirrored batch")
+    train_splits: list[str] = opt(help="comma list of splits folded into train before val is carved (e.g. "
+                                  "train,val)", factory=lambda: ["train"])
+    train_fraction: float = opt(1.0, "train on this stratified, seeded share of the training split (experiments)")
+    val_split: float = opt(0.1, "validation fraction carved from train (stratified) when the data has none")
+    test_split: float = opt(0.0, "held-out test fraction carved from train first (never trained on)")
+    exclude: str = opt("", "file of sample ids to leave out (from `emoscope data audit`)")
     # More training sources beside `data`, each a dict: data (path), weight (share of each epoch's
     # draws; `data` gets the rest), split_file (`emoscope data split`), faces (cut each photo to its
     # largest detected face by `crop`, as the runtime does), distill (teachers blend into its
     # targets), class_weights ({class: sampling factor}).
-    sources: list[dict] = field(default_factory=list)
-    crop: dict = field(default_factory=lambda: asdict(CropRule()))  # face crop rule, recorded in exports
-    monitor: str = "val_acc"             # val_acc | val_f1 (of `data`'s val split) | val_mean (mean
-                                         # accuracy over every source's val split): picks best.pt
-    early_stop: int = 0                  # patience in epochs; 0 disables
-    seed: int = 0
-    threads: int = 0                     # 0: all cores
-    bf16: bool = True                    # bf16 autocast on CPU (AMP fp16 on CUDA)
-    channels_last: bool = True
-    device: str = "auto"                 # auto | cpu | cuda
+    sources: list[dict] = opt(help="more training sources", cli=False, factory=list)
+    crop: dict = opt(help="face crop rule, recorded in exports", cli=False, factory=lambda: asdict(CropRule()))
+    monitor: str = opt("val_acc", "what picks best.pt: accuracy or macro-F1 of the primary's val split, or the "
+                       "mean accuracy over every source's val split", ("val_acc", "val_f1", "val_mean"))
+    early_stop: int = opt(0, "patience in epochs (0: off)")
+    seed: int = opt(0, "seed")
+    threads: int = opt(0, "torch threads (0: all cores)")
+    bf16: bool = opt(True, "bf16 autocast on the CPU (fp16 AMP on CUDA)")
+    channels_last: bool = opt(True, "channels_last memory format")
+    device: str = opt("auto", "device", ("auto", "cpu", "cuda"))
 
     def save(self, path: str) -> None:
         tmp = path + ".tmp"

@@ -1,0 +1,69 @@
+"""The service's settings, stated once: `emoscope serve` makes a command-line flag of each field
+(its help, and its name and unit where they differ, in the field's metadata). Importing this
+module needs neither FastAPI nor uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import MISSING, dataclass, field, fields
+
+from ..runtime.detector import DETECT_MAX_SIDE
+
+MB = 2**20
+
+
+def setting(default=MISSING, help: str = "", flag: str | None = None, unit: float = 1, factory=MISSING):
+    """A Settings field with its command-line flag's help (and name and unit, e.g. MB for bytes).
+    `flag=""` keeps a field off the command line."""
+    return field(default=default, default_factory=factory, metadata={"help": help, "flag": flag, "unit": unit})
+
+
+@dataclass
+class Settings:
+    model: str | None = setting(None, "expression ONNX (default: the embedded model)")
+    detector_model: str | None = setting(None, "YuNet ONNX path (else $EMOSCOPE_YUNET_MODEL, cache, download)")
+    threads: int = setting(0, "threads per analyzer (0: the cores shared out among workers)")
+    workers: int = setting(2, "analyzers working in parallel, each serving one request")
+    detect_max_side: int = setting(DETECT_MAX_SIDE, "detector input's longer side; 320 is about 3x faster but "
+                                   "may miss faces under about 5%% of the frame")
+    max_image_bytes: int = setting(15 * MB, "image upload limit in MB", "--max-upload-mb", MB)
+    max_video_bytes: int = setting(100 * MB, "video upload limit in MB", "--max-video-mb", MB)
+    max_pixels: int = setting(40_000_000, "largest image accepted, in pixels (judged from the header)")
+    request_timeout_s: float = setting(30.0, "seconds one image analysis may take before the answer is 503")
+    retention_s: float = setting(0.0, "seconds to keep an uploaded video after its job (0: delete at once)",
+                                 "--retention")
+    video_every: int = setting(1, "analyse every N-th frame of uploaded videos")
+    max_queued_videos: int = setting(4, "video jobs queued or running at once; more get 429")
+    # from the environment only: a key on the command line would show in every process listing
+    api_key: str | None = setting(help="X-API-Key required on /v1/*", flag="",
+                                  factory=lambda: os.environ.get("EMOSCOPE_API_KEY") or None)
+    cors_origins: list[str] = setting(help="allowed CORS origins (closed by default)", flag="--cors", factory=list)
+
+
+def add_settings_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per Settings field, with its default and help."""
+    for f in fields(Settings):
+        if f.metadata["flag"] == "":
+            continue
+        default = f.default if f.default is not MISSING else None
+        flag, unit, help_ = f.metadata["flag"] or "--" + f.name.replace("_", "-"), f.metadata["unit"], f.metadata["help"]
+        if f.name == "cors_origins":
+            p.add_argument(flag, dest=f.name, nargs="*", default=None, help=help_)
+            continue
+        kind = {int: int, float: float}.get(type(default), str)
+        if unit != 1:
+            kind, default = float, default / unit
+        shown = (f" (default {default:,})" if isinstance(default, int) else f" (default {default:g})"
+                 if isinstance(default, float) else "")
+        p.add_argument(flag, dest=f.name, type=kind, default=None, help=help_ + shown)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings with every flag given on the command line applied."""
+    given = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = int(value * f.metadata["unit"]) if f.metadata["unit"] != 1 else value
+    return Settings(**given)
