@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from emoscope.serve.app import Settings, create_app
+from emoscope.serve.app import create_app
+from emoscope.serve.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,35 @@
+"""The page, liveness and what the served model is: /, /health, /v1/model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from importlib import resources
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from ...labels import VALENCE
+
+router = APIRouter()
+STATIC = resources.files("emoscope") / "serve" / "static"
+
+
+@router.get("/", response_class=HTMLResponse)
+def index() -> str:
+    return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+@router.get("/health")
+def health(request: Request) -> dict:
+    return {"status": "ok", "video_jobs_pending": request.app.state.jobs.pending()}
+
+
+@router.get("/v1/model")
+def model_info(request: Request) -> dict:
+    analyzer = request.app.state.analyzers.first
+    meta = analyzer.classifier.meta
+    return {"classes": analyzer.classes, "input_size": list(meta.input_size), "color": meta.color,
+            "crop": asdict(meta.crop), "temperature": meta.temperature,
+            "architecture": meta.extra.get("architecture"), "metrics": meta.extra.get("metrics", {}),
+            "card": "docs/model-card.md",
+            "valence": {"weights": VALENCE, "thresholds": analyzer.valence_rule.to_dict()}}
