@@ -1,7 +1,14 @@
-"""Inference speed and memory: classifier faces/s (batched), end-to-end FPS on a 640x480 video
-with one face, and peak RSS — all in one process, torch never imported. With --fer-python, the
-`fer` package's own pipeline (Haar cascade + its CNN) runs on the same frames in the same run, in
-its own virtual environment, and the ratio is reported.
+"""Inference speed and memory, all in one run on the same frames, torch never imported:
+- the classifier's faces/s (batched);
+- end to end on a 640x480 video with one face: default settings (detect-then-track) against
+  full-frame detection on every frame, with the face found in how many frames and the mean IoU of
+  the default boxes against the per-frame ones; the detector at 320 px too;
+- a 1280x720 video tiled from the samples (at least 5 faces): FPS at default settings;
+- the webcam path (`emoscope webcam --no-window` on a file source): per-frame latency p50/p95;
+- peak RSS of the video pipeline;
+- with --fer-python, the `fer` package's own pipeline (Haar cascade + its CNN) on the same frames
+  in its own virtual environment, and the ratios (`speedup_vs_fer_default`).
+Each pipeline runs in a child process of its own, so its peak RSS is its own.
 Usage: python benchmarks/bench_inference.py [--threads 2] [--model NAME|PATH] [--fer-python PATH]
 """
 
@@ -9,16 +16,21 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 import cv2
 import numpy as np
 
 from emoscope.analyze import Analyzer
+from emoscope.analyze.analyzer import DETECT_EVERY
+from emoscope.analyze.tracking import iou
 from emoscope.runtime import ExpressionClassifier
 
 SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+YUNET = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
 
 
 def rss_mb() -> float:
@@ -49,14 +61,67 @@ def write_video(path: str, n: int = 300) -> str:
     return path
 
 
-def end_to_end_fps(analyzer: Analyzer, video: str) -> tuple[float, int, int]:
-    """Decode, detect, classify and track every frame of the video, as `emoscope analyze` does."""
+def hamilton_frame(index: int = 262) -> np.ndarray:
+    cap = cv2.VideoCapture(os.path.join(SHARED, "samples", "facerec_short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = cap.read()
+    cap.release()
+    return frame
+
+
+def write_tiled_video(path: str, n: int = 300) -> str:
+    """A 1280x720 MJPEG video of four 640x360 tiles from the samples (the one-person portrait, the
+    two-person photo, the astronaut and the audience shot of the clip: 8 or more faces), each
+    panned slowly so the faces move."""
+    tiles = [cv2.imread(os.path.join(SHARED, "samples", name)) for name in
+             ("facerec_obama.jpg", "facerec_two_people.jpg", "skimage_astronaut.png")] + [hamilton_frame()]
+    big = []
+    for t in tiles:
+        s = max(700 / t.shape[1], 400 / t.shape[0])
+        big.append(cv2.resize(t, (int(np.ceil(t.shape[1] * s)), int(np.ceil(t.shape[0] * s)))))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))
+    for i in range(n):
+        parts = []
+        for k, t in enumerate(big):
+            dx = int((t.shape[1] - 640) / 2 * (1 + np.sin(i / 25 + k)))
+            dy = int((t.shape[0] - 360) / 2 * (1 + np.cos(i / 30 + k)))
+            parts.append(t[dy:dy + 360, dx:dx + 640])
+        writer.write(np.vstack([np.hstack(parts[:2]), np.hstack(parts[2:])]))
+    writer.release()
+    return path
+
+
+def child(args) -> None:
+    """One pipeline on one video: FPS, frames with a face, the largest box per frame, peak RSS."""
+    a = Analyzer(args.model, detector_model=YUNET, threads=args.threads, detect_max_side=args.detect_side,
+                 detect_every=args.detect_every)
+    boxes, frames, found, faces = [], 0, 0, 0
     t = time.perf_counter()
-    frames = found = 0
-    for _, _, _, faces in analyzer.iter_video(video, progress=False):
+    for _, _, _, fs in a.iter_video(args.video, progress=False):
         frames += 1
-        found += len(faces) > 0
-    return frames / (time.perf_counter() - t), found, frames
+        found += len(fs) > 0
+        faces += len(fs)
+        boxes.append(list(max(fs, key=lambda f: f.box[2] * f.box[3]).box) if fs else None)
+    fps = frames / (time.perf_counter() - t)
+    print(json.dumps({"fps": fps, "found": found, "frames": frames, "faces_per_frame": faces / max(frames, 1),
+                      "boxes": boxes, "rss": rss_mb(), "torch": "torch" in sys.modules}))
+
+
+def run_child(video: str, args, side: int, every: int) -> dict:
+    cmd = [sys.executable, __file__, "--video", video, "--threads", str(args.threads), "--detect-side", str(side),
+           "--detect-every", str(every)] + (["--model", args.model] if args.model else [])
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def webcam_latency(video: str, args) -> dict:
+    """`emoscope webcam --no-window` on a file: its per-frame latency (the wait for the next frame
+    plus its analysis), as it prints it."""
+    cmd = [sys.executable, "-m", "emoscope.cli", "webcam", "--source", video, "--no-window", "--threads",
+           str(args.threads), "--detector-model", YUNET] + (["--model", args.model] if args.model else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ms = np.array([json.loads(line)["latency_ms"] for line in out.splitlines() if line.startswith("{")][10:])
+    return {"webcam_latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
+            "webcam_latency_ms_p95": round(float(np.percentile(ms, 95)), 2), "webcam_frames": int(len(ms) + 10)}
 
 
 FER_CODE = """
@@ -79,46 +144,70 @@ print((time.perf_counter() - t) / len(frames) * 1000, found)
 
 def fer_ms_per_frame(python: str, video: str) -> tuple[float, int]:
     """fer's own pipeline (Haar + its CNN) on the first 100 frames, decoded before timing."""
-    import subprocess
     out = subprocess.run([python, "-c", FER_CODE, video], capture_output=True, text=True, check=True,
                          env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3"))
     ms, found = out.stdout.split()[-2:]
     return float(ms), int(found)
 
 
+def mean_iou(boxes: list, reference: list) -> float:
+    """Mean IoU with the reference boxes over the frames that have one (a missed face counts 0)."""
+    pairs = [iou(b, r) if b is not None else 0.0 for b, r in zip(boxes, reference) if r is not None]
+    return float(np.mean(pairs)) if pairs else 0.0
+
+
+def main(args) -> dict:
+    cv2.setNumThreads(args.threads)
+    result = {"threads": args.threads, "detect_every_default": DETECT_EVERY,
+              "classifier_faces_per_s": round(classifier_rate(args.model, args.threads), 1)}
+    tmp = tempfile.mkdtemp()
+    video = write_video(os.path.join(tmp, "one_face_640x480.avi"))
+    tiled = write_tiled_video(os.path.join(tmp, "tiled_1280x720.avi"))
+    per_frame = run_child(video, args, 640, 1)
+    default = run_child(video, args, 640, DETECT_EVERY)
+    small = run_child(video, args, 320, DETECT_EVERY)
+    n = default["frames"]
+    result.update({
+        "fps_default": round(default["fps"], 1), "ms_per_frame_default": round(1000 / default["fps"], 2),
+        "frames_with_face_default": f"{default['found']}/{n}", "face_found_share_default": round(default["found"] / n, 4),
+        "mean_iou_default_vs_per_frame_detection": round(mean_iou(default["boxes"], per_frame["boxes"]), 4),
+        "fps_per_frame_detection": round(per_frame["fps"], 1),
+        "ms_per_frame_per_frame_detection": round(1000 / per_frame["fps"], 2),
+        "frames_with_face_per_frame_detection": f"{per_frame['found']}/{per_frame['frames']}",
+        "fps_default_detect320": round(small["fps"], 1),
+        "pipeline_peak_rss_mb": round(max(c["rss"] for c in (per_frame, default, small)), 1),
+        "torch_imported": any(c["torch"] for c in (per_frame, default, small)),
+    })
+    tiled_default = run_child(tiled, args, 640, DETECT_EVERY)
+    tiled_per_frame = run_child(tiled, args, 640, 1)
+    result.update({"tiled_1280x720_fps_default": round(tiled_default["fps"], 1),
+                   "tiled_1280x720_faces_per_frame_default": round(tiled_default["faces_per_frame"], 2),
+                   "tiled_1280x720_fps_per_frame_detection": round(tiled_per_frame["fps"], 1),
+                   "tiled_1280x720_faces_per_frame_per_frame_detection": round(tiled_per_frame["faces_per_frame"], 2),
+                   "tiled_1280x720_peak_rss_mb": round(max(tiled_default["rss"], tiled_per_frame["rss"]), 1)})
+    result.update(webcam_latency(video, args))
+    if args.fer_python:
+        ms, found = fer_ms_per_frame(args.fer_python, video)
+        result.update({"fer_ms_per_frame": round(ms, 2), "fer_frames_with_face": f"{found}/100",
+                       "speedup_vs_fer_default": round(ms / result["ms_per_frame_default"], 1),
+                       "speedup_vs_fer_per_frame_detection": round(ms / result["ms_per_frame_per_frame_detection"], 1),
+                       "speedup_vs_fer_default_detect320": round(ms * small["fps"] / 1000, 1)})
+        ms, found = fer_ms_per_frame(args.fer_python, tiled)
+        result.update({"fer_tiled_ms_per_frame": round(ms, 2), "fer_tiled_frames_with_face": f"{found}/100",
+                       "tiled_speedup_vs_fer_default": round(ms * tiled_default["fps"] / 1000, 1)})
+    return result
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", help="expression model name or ONNX path (default: embedded int8)")
-    p.add_argument("--detect-side", type=int, default=320, help="detector input's longer side")
     p.add_argument("--fer-python", help="python of a virtual environment with the `fer` package, for the ratio")
+    p.add_argument("--detect-side", type=int, default=640, help=argparse.SUPPRESS)   # child mode
+    p.add_argument("--detect-every", type=int, default=DETECT_EVERY, help=argparse.SUPPRESS)
     p.add_argument("--video", help=argparse.SUPPRESS)  # child mode: one pipeline, report its own peak RSS
     args = p.parse_args()
     if args.video:
-        a = Analyzer(args.model, detector_model=os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(
-            SHARED, "models", "face_detection_yunet.onnx"), threads=args.threads, detect_max_side=args.detect_side)
-        fps, found, n = end_to_end_fps(a, args.video)
-        print(json.dumps({"fps": fps, "found": found, "frames": n, "rss": rss_mb(), "torch": "torch" in sys.modules}))
-        sys.exit(0)
-    yunet = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
-    cv2.setNumThreads(args.threads)
-    result = {"threads": args.threads, "classifier_faces_per_s": round(classifier_rate(args.model, args.threads), 1)}
-    import tempfile
-    video = write_video(os.path.join(tempfile.mkdtemp(), "one_face_640x480.avi"))
-    import subprocess
-    for side in (640, args.detect_side):
-        cmd = [sys.executable, __file__, "--video", video, "--threads", str(args.threads), "--detect-side", str(side)]
-        child = json.loads(subprocess.run(cmd + (["--model", args.model] if args.model else []), capture_output=True,
-                                          text=True, check=True).stdout)
-        result[f"end_to_end_fps_detect{side}"] = round(child["fps"], 1)
-        result[f"frames_with_face_detect{side}"] = f"{child['found']}/{child['frames']}"
-        result[f"ms_per_frame_detect{side}"] = round(1000 / child["fps"], 2)
-        result[f"pipeline_peak_rss_mb_detect{side}"] = round(child["rss"], 1)
-        result["torch_imported"] = result.get("torch_imported", False) or child["torch"]
-    if args.fer_python:
-        ms, found = fer_ms_per_frame(args.fer_python, video)
-        result["fer_ms_per_frame"] = round(ms, 2)
-        result["fer_frames_with_face"] = f"{found}/100"
-        for side in (640, args.detect_side):
-            result[f"speedup_vs_fer_detect{side}"] = round(ms / result[f"ms_per_frame_detect{side}"], 1)
-    print(json.dumps(result, indent=1))
+        child(args)
+    else:
+        print(json.dumps(main(args), indent=1))

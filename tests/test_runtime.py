@@ -12,6 +12,8 @@ from PIL import Image
 
 from conftest import REPO
 from emoscope.analyze import Analyzer, Tracker
+from emoscope.analyze.tracking import MIN_TRACK_FRAMES
+from emoscope.analyze.video import VideoReader
 from emoscope.labels import EXPRESSIONS
 from emoscope.runtime import ModelNotFoundError, YuNetDetector, embedded_model, yunet_model
 
@@ -99,6 +101,7 @@ def test_no_face_is_empty_not_error(analyzer):
     assert analyzer.analyze(np.full((240, 320, 3), 127, np.uint8)) == []
 
 
+@pytest.mark.slow
 def test_video_tracks_are_stable(analyzer, samples):
     tl = analyzer.analyze_video(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), every=2, progress=False)
     assert len(tl) > 0 and set(EXPRESSIONS) <= set(tl.columns)
@@ -135,6 +138,88 @@ def test_truncated_video_gives_partial_results_and_warning(analyzer, samples, tm
         tl = analyzer.analyze_video(cut, progress=False)
     assert 0 < tl["frame"].max() < 29
     assert any("truncated" in str(w.message) for w in caught)
+
+
+@pytest.mark.slow
+def test_hamilton_clip_persons_match_a_hand_count(analyzer, samples):
+    """Counted by hand once, on frames 10, 60, 150 and 262 of facerec_short_hamilton_clip.mp4, one
+    frame per shot (the clip has four shots: frames 0-19, 20-81, 82-210 and 211-274): shot 1, the
+    singer on stage and the pianist at the left (2); shot 2, the man in profile in the foreground
+    and three audience members whose faces show behind him (4); shot 3, the singer close up (1);
+    shot 4, five audience members (the woman at the left edge, Marian Robinson, Barack and
+    Michelle Obama, a man at the right edge) (5). A person is counted once per shot, as tracks end
+    at a scene cut: 12. The summary (tracks of at least MIN_TRACK_FRAMES frames) must hold 12
+    +-30%, i.e. 9 to 15 persons, each with a face thumbnail; shorter tracks stay in the timeline,
+    flagged."""
+    tl = analyzer.analyze_video(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), progress=False)
+    summary = tl.summary()
+    assert 9 <= len(summary) <= 15, tl.groupby("track")["frame"].agg(["min", "max", "size"])
+    assert all(t.shape == (64, 64, 3) and t.dtype == np.uint8 for t in summary["thumbnail"])
+    short = tl.groupby("track")["frame"].size() < MIN_TRACK_FRAMES
+    assert (tl.groupby("track")["short_track"].first() == short).all()
+    assert not set(summary["track"]) & set(short[short].index)
+    # no track crosses a scene cut
+    spans = tl.groupby("track")["frame"].agg(["min", "max"])
+    for cut in (20, 82, 211):
+        assert not ((spans["min"] < cut) & (spans["max"] >= cut)).any()
+
+
+def test_two_faces_crossing_keep_their_ids():
+    """Two faces move towards each other; while they cross, the one behind is hidden for three
+    frames and comes back 40 px from where it was last seen. Constant-velocity prediction keeps
+    each id on its own face (with the last box alone, the hidden face would come back as a new
+    person)."""
+    t = Tracker(max_gap=5)
+    p = np.full((2, 7), 1 / 7)
+    ids_a, ids_b = set(), set()
+    for frame in range(21):
+        a = (10.0 * frame, 0.0, 50.0, 50.0)            # moving right, in front
+        b = (200.0 - 10.0 * frame, 10.0, 50.0, 50.0)   # moving left, behind
+        if 9 <= frame <= 11:
+            (ia,), _ = t.update(frame, [a], p[:1])
+        else:
+            (ib, ia), _ = t.update(frame, [b, a], p)
+            ids_b.add(ib)
+        ids_a.add(ia)
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b and t.next_id == 3
+
+
+def test_reid_after_a_short_occlusion_needs_the_same_look():
+    t = Tracker(max_gap=10, max_center_shift=0.2)
+    p = np.full((1, 7), 1 / 7)
+    red, blue = np.eye(32, dtype=np.float32)[0], np.eye(32, dtype=np.float32)[5]
+    (tid,), _ = t.update(0, [(100, 100, 50, 50)], p, [red])
+    t.update(1, [(100, 100, 50, 50)], p, [red])
+    # gone for 3 frames, back 60 px away: the same look re-links, another look is a new person
+    (again,), _ = t.update(5, [(160, 100, 50, 50)], p, [red])
+    assert again == tid
+    (other,), _ = t.update(9, [(100, 100, 50, 50)], p, [blue])
+    assert other != tid
+
+
+def test_video_reader(samples, tmp_path):
+    path = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    with pytest.raises(ValueError, match="every must be"):
+        VideoReader(path, every=0)
+    with pytest.raises(ValueError, match="pixel limit"):
+        VideoReader(path, max_pixels=640 * 359)
+    reader = VideoReader(path, every=3, max_frames=30)
+    assert reader.frame_count == 275 and reader.width == 640 and reader.fps == pytest.approx(29.97, abs=0.1)
+    indices = [i for i, frame in reader]
+    assert indices == list(range(0, 30, 3)) and reader.frames_read == 30
+    early = VideoReader(path, prefetch=2)
+    for i, _ in early:
+        if i == 5:
+            break  # stopping early closes the reader without waiting on its decoding thread
+    assert not early._thread.is_alive()
+    with pytest.raises(ValueError, match="cannot open"):
+        VideoReader(str(tmp_path / "missing.mp4"))
+
+
+def test_scene_cut_test():
+    t = Tracker()
+    dark, light = np.full((90, 160, 3), 30, np.uint8), np.full((90, 160, 3), 200, np.uint8)
+    assert not t.scene_cut(dark) and not t.scene_cut(dark + 5) and t.scene_cut(light) and not t.scene_cut(light)
 
 
 def test_tracker_keeps_ids_through_gaps():

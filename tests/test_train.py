@@ -168,12 +168,12 @@ def test_frozen_feature_extraction_then_fine_tuning(tiny_data, tmp_path):
                       threads=2, freeze_epochs=1, ema=0.0)
     trainer = Trainer(cfg, progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer._train_epoch(0, None)
+    trainer.train_epoch(0, None)
     after = trainer.model.state_dict()
     assert torch.equal(before["backbone.features.0.0.weight"], after["backbone.features.0.0.weight"])
     assert torch.equal(before["backbone.features.0.1.running_mean"], after["backbone.features.0.1.running_mean"])
     assert not torch.equal(before["head.3.weight"], after["head.3.weight"])
-    trainer._train_epoch(1, None)  # stage two: everything learns
+    trainer.train_epoch(1, None)  # stage two: everything learns
     assert not torch.equal(before["backbone.features.0.0.weight"], trainer.model.state_dict()["backbone.features.0.0.weight"])
 
 
@@ -265,7 +265,7 @@ def test_online_distillation_on_the_augmented_batch(tiny_data, tmp_path):
     x = torch.randn(8, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected = torch.softmax(student.teachers[0](x).float() / 2, 1)
-    assert torch.allclose(student._online_teacher_probs(x), expected, atol=1e-6)
+    assert torch.allclose(student.online_teacher_probs(x), expected, atol=1e-6)
     history = student.fit()
     assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
     assert not student.teachers[0].training
@@ -276,15 +276,15 @@ def test_online_distillation_on_the_augmented_batch(tiny_data, tmp_path):
     via_onnx = Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "o"), model="cnn_medium", epochs=1, batch_size=32,
                                    threads=2, teacher=[onnx_path], distill_online=True, bf16=False), progress=False)
     x = x.contiguous()
-    assert torch.allclose(via_onnx._online_teacher_probs(x), torch.softmax(student.teachers[0](x), 1), atol=1e-4)
+    assert torch.allclose(via_onnx.online_teacher_probs(x), torch.softmax(student.teachers[0](x), 1), atol=1e-4)
     assert len(via_onnx.fit()) == 1
     # --distill-flip: each teacher's logits are averaged with its view of the mirrored batch
     via_onnx.cfg.distill_flip = True
     mirrored = torch.flip(x, dims=[3])
     flip_logits = (student.teachers[0](x) + student.teachers[0](mirrored)) / 2
-    flip_probs = via_onnx._online_teacher_probs(x)
+    flip_probs = via_onnx.online_teacher_probs(x)
     assert torch.allclose(flip_probs, torch.softmax(flip_logits, 1), atol=1e-4)
-    assert torch.allclose(flip_probs, via_onnx._online_teacher_probs(mirrored), atol=1e-5)
+    assert torch.allclose(flip_probs, via_onnx.online_teacher_probs(mirrored), atol=1e-5)
     assert resolve(parser.parse_args(["--data", tiny_data, "--distill-flip"])).distill_flip
     with pytest.raises(ValueError, match="teacher .*rgb"):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "p"), color="rgb", teacher=[onnx_path]), progress=False)
@@ -325,7 +325,7 @@ def test_multi_source_training(tiny_data, tmp_path):
     tr = Trainer(cfg, progress=False)
     assert "contempt" not in tr.classes and [s.name for s in tr.sources] == ["tiny", "extra"]
     assert (tr.train_source == 1).sum() == 54 and len(tr.val_sets[1]) == 18  # contempt left out
-    order = tr._epoch_order(0)
+    order = tr.epoch_order(0)
     from_extra = tr.train_source[order] == 1
     assert abs(from_extra.mean() - 0.5) < 0.08
     extra_labels = tr.train_set.labels[order[from_extra]]

@@ -200,9 +200,16 @@ def run_webcam(args) -> int:
     tracker = analyzer.new_tracker(video.fps)
     rows, t_last, fps = [], time.perf_counter(), 0.0
     window = not args.no_window
+    frames = analyzer.iter_video(video, tracker=tracker, progress=False)
     try:
-        for index, t, frame, faces in analyzer.iter_video(video, tracker=tracker, progress=False):
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, None)  # waits for the next decoded frame, then analyses it
+            if item is None:
+                break
+            index, t, frame, faces = item
             now = time.perf_counter()
+            latency_ms = (now - t0) * 1000
             fps = 0.9 * fps + 0.1 / max(now - t_last, 1e-6) if fps else 1 / max(now - t_last, 1e-6)
             t_last = now
             rows.extend(Timeline.row(index, t, f) for f in faces)
@@ -216,10 +223,12 @@ def run_webcam(args) -> int:
                           file=sys.stderr)
                     window = False
             else:
-                print(json.dumps({"frame": index, "fps": round(fps, 1),
+                print(json.dumps({"frame": index, "fps": round(fps, 1), "latency_ms": round(latency_ms, 2),
                                   "faces": [{"track": f.track_id, "label": f.label, "box": list(f.box)} for f in faces]}))
     except KeyboardInterrupt:
         pass
+    finally:
+        frames.close()
     if args.record:
         Timeline.from_rows(rows, analyzer.classes, video.fps, tracker.thumbnails()).to_csv(args.record, index=False)
         print(f"timeline written to {args.record}", file=sys.stderr)

@@ -165,7 +165,7 @@ class Trainer:
         return torch.stack(probs).mean(0)
 
     @torch.no_grad()
-    def _online_teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def online_teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
         """Online distillation: the teachers' averaged probabilities on the very batch the student
         sees (augmented and mixed), so the student matches their function, not stale labels. With
         `distill_flip` each teacher's logits are averaged with its view of the mirrored batch, the
@@ -247,7 +247,7 @@ class Trainer:
         os.replace(tmp, os.path.join(self.cfg.out, "history.csv"))
 
     # -- training -------------------------------------------------------------------------------
-    def _epoch_order(self, epoch: int) -> np.ndarray:
+    def epoch_order(self, epoch: int) -> np.ndarray:
         """The training samples of one epoch, seeded by the epoch. The primary source is seen once
         (in random order, or class-balanced with replacement under `balance: sampler`); each extra
         source adds `weight` of the epoch's draws, with replacement, in proportion to its class
@@ -291,13 +291,13 @@ class Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head_modules:
                     m.eval()
 
-    def _train_epoch(self, epoch: int, scaler) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, scaler) -> tuple[float, float]:
         cfg = self.cfg
         self.net.train()
         if cfg.freeze_epochs:
             self._set_frozen(epoch)
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.from_numpy(self._epoch_order(epoch))
+        order = torch.from_numpy(self.epoch_order(epoch))
         batches = order.split(cfg.batch_size)
         bar = batches
         if self.progress:
@@ -320,7 +320,7 @@ class Trainer:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.teachers:
-                blend = (1 - cfg.distill) * target + cfg.distill * self._online_teacher_probs(x)
+                blend = (1 - cfg.distill) * target + cfg.distill * self.online_teacher_probs(x)
                 target = torch.where(distilled.to(self.device), blend, target)
             with self._autocast():
                 logits = self.net(x)
@@ -378,7 +378,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if self.device.startswith("cuda") and cfg.bf16 else None
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.time()
-            train_loss, train_acc = self._train_epoch(epoch, scaler)
+            train_loss, train_acc = self.train_epoch(epoch, scaler)
             if self.world > 1:
                 self._sync_buffers()
             seconds = time.time() - t0
