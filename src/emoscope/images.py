@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -19,13 +20,80 @@ class ImageDecodeError(ValueError):
     """The bytes are not an image we can read (not an image, truncated, too large, ...)."""
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image file's header says, before any pixel is decoded."""
+
+    width: int
+    height: int
+    bands: int
+    bytes_per_sample: int
+    format: str
+
+    def decode_bytes(self, max_side: int | None = None) -> int:
+        """Peak memory of `decode_image` on this file (the decoder's buffer, the conversion to
+        uint8 and the BGR result), at the size it will be decoded at."""
+        scale = draft_scale(self, max_side)
+        pixels = (self.width // scale) * (self.height // scale)
+        return pixels * (self.bands * self.bytes_per_sample * 2 + 3)
+
+
+def draft_scale(info: ImageInfo, max_side: int | None) -> int:
+    """The factor (1, 2, 4 or 8) by which JPEG's decoder can shrink the image while keeping its
+    longer side at least `max_side`; other formats decode at full size."""
+    if info.format != "JPEG" or not max_side:
+        return 1
+    scale = 1
+    while scale < 8 and max(info.width, info.height) // (scale * 2) >= max_side:
+        scale *= 2
+    return scale
+
+
+def _clean_message(exc: BaseException) -> str:
+    """The decoder's complaint in a user's words, without library internals."""
+    msg = str(exc) or type(exc).__name__
+    low = msg.lower()
+    if "cannot identify image file" in low:
+        return "not an image file"
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)) or "decompression bomb" in low:
+        return "the image is too large to decode safely"
+    if "too large" in low or "chunk" in low:
+        return "the image's metadata is too large"
+    if "truncated" in low or "broken data stream" in low or "premature end" in low:
+        return "the image is truncated or damaged"
+    return "the image is damaged or in an unsupported variant of its format"
+
+
+def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read an image's header only: its size, bands and sample depth. Raises ImageDecodeError."""
+    if not data:
+        raise ImageDecodeError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            mode = img.mode
+            fmt = img.format or ""
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(_clean_message(exc)) from exc
+    if w < 1 or h < 1:
+        raise ImageDecodeError(f"the image claims to be {w}x{h} pixels")
+    if w * h > max_pixels:
+        raise ImageDecodeError(f"image is {w}x{h}, over the {max_pixels:,}-pixel limit")
+    depth = 2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1
+    return ImageInfo(w, h, Image.getmodebands(mode), depth, fmt)
+
+
 def pil_to_array(img: Image.Image, color: str = "bgr") -> np.ndarray:
     """Convert a PIL image of any mode to uint8 gray (H, W) or BGR/RGB (H, W, 3)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size else 0.0
-        scale = 255.0 / 65535.0 if hi > 255 else 1.0
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+        arr = np.asarray(img)
+        hi = arr.max() if arr.size else 0
+        if hi > 255:  # a 16-bit (or wider) range: map 0..65535 onto 0..255
+            arr = np.clip(arr, 0, 65535) // 257
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+        del arr
     if color == "gray":
         return np.asarray(img.convert("L"), dtype=np.uint8)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -37,33 +105,32 @@ def pil_to_array(img: Image.Image, color: str = "bgr") -> np.ndarray:
     return rgb[..., ::-1].copy() if color == "bgr" else rgb
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Fully decode image bytes into an upright PIL image. Raises ImageDecodeError."""
-    if not data:
-        raise ImageDecodeError("empty file")
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
+    """Fully decode image bytes into an upright PIL image, its longer side at most `max_side`
+    (JPEG is decoded at the smaller size directly). Raises ImageDecodeError."""
+    info = probe_image(data, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageDecodeError(f"image is {w}x{h}, over the {max_pixels:,}-pixel limit")
+            scale = draft_scale(info, max_side)
+            if scale > 1:
+                img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", (info.width // scale, info.height // scale))
             img.load()
             img = ImageOps.exif_transpose(img)
-    except ImageDecodeError:
-        raise
+            if max_side and max(img.size) > max_side:
+                img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
-        msg = str(exc) or type(exc).__name__
-        if "cannot identify image file" in msg:
-            msg = "not an image file"
-        raise ImageDecodeError(msg) from exc
+        raise ImageDecodeError(_clean_message(exc)) from exc
     return img
 
 
-def decode_image(data: bytes, color: str = "bgr", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes to uint8; `color` is 'bgr', 'rgb' or 'gray'. Raises ImageDecodeError."""
-    return pil_to_array(open_image(data, max_pixels), color)
+def decode_image(data: bytes, color: str = "bgr", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_side: int | None = None) -> np.ndarray:
+    """Decode image bytes to uint8; `color` is 'bgr', 'rgb' or 'gray'; the longer side is at most
+    `max_side` when given. Raises ImageDecodeError."""
+    return pil_to_array(open_image(data, max_pixels, max_side), color)
 
 
 def read_image(path: str, color: str = "bgr", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

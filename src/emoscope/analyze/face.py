@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass
@@ -25,3 +25,12 @@ class Face:
         d = asdict(self)
         d["box"] = list(d["box"])
         return {k: v for k, v in d.items() if v is not None}
+
+    def scaled(self, factor: float) -> "Face":
+        """The same face with its box and landmarks in an image `factor` times larger (e.g. back
+        to the original pixels of an image that was analysed downscaled)."""
+        if factor == 1:
+            return self
+        box = tuple(int(round(v * factor)) for v in self.box)
+        lms = [[round(x * factor, 1), round(y * factor, 1)] for x, y in self.landmarks] if self.landmarks else None
+        return replace(self, box=box, landmarks=lms)

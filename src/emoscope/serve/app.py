@@ -11,16 +11,23 @@ import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..analyze import Analyzer
+from .admission import Admission, MemoryBudget
+from .guards import RequestGuard, redact_keys_in_logs
 from .jobs import JobQueue
 from .pool import AnalyzerPool
 from .routes import images, meta, stream, videos
 from .settings import Settings
+from .uploads import UploadError
+
+# Starlette's own errors (unknown path, wrong method) in the same words as ours
+HTTP_MESSAGES = {404: "no such endpoint (see /docs)", 405: "this endpoint does not take that method (see /docs)"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,8 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
     analyzers = AnalyzerPool(lambda: Analyzer(settings.model, detector_model=settings.detector_model, threads=threads,
-                                              detect_max_side=settings.detect_max_side), settings.workers)
-    jobs = JobQueue(analyzers, settings.video_every, settings.retention_s)
+                                              detect_max_side=settings.detect_max_side, max_faces=settings.max_faces),
+                             settings.workers)
+    jobs = JobQueue(analyzers, settings.video_every, settings.retention_s, settings.max_queued_videos,
+                    settings.max_video_frames, settings.result_ttl_s)
+    redact_keys_in_logs()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -39,13 +49,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="emoscope", version="0.1.0", lifespan=lifespan,
                   description="Facial expression recognition: faces, expressions, valence, video timelines.")
     app.state.settings, app.state.analyzers, app.state.jobs = settings, analyzers, jobs
+    app.state.admission = Admission(settings.workers + settings.max_queued_requests)
+    app.state.budget = MemoryBudget(int(settings.decode_budget_mb * 2**20))
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"])
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"])
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        return JSONResponse({"error": exc.detail, "status": exc.status_code}, status_code=exc.status_code)
+        detail = exc.detail if isinstance(exc, UploadError) else HTTP_MESSAGES.get(exc.status_code, exc.detail)
+        return JSONResponse({"error": detail, "status": exc.status_code}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+                             for e in exc.errors())
+        return JSONResponse({"error": f"invalid request parameters ({problems})", "status": 422}, status_code=422)
 
     @app.middleware("http")
     async def api_key_check(request: Request, call_next):

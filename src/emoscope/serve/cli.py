@@ -18,5 +18,12 @@ def run(args) -> int:
     import uvicorn
 
     from .app import create_app
-    uvicorn.run(create_app(settings_from_args(args)), host=args.host, port=args.port, timeout_keep_alive=5)
+    from .guards import HeaderTimeoutH11
+    settings = settings_from_args(args)
+    HeaderTimeoutH11.header_timeout = settings.header_timeout_s
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, http=HeaderTimeoutH11,
+                h11_max_incomplete_event_size=settings.max_header_kb * 1024,
+                timeout_keep_alive=int(settings.keepalive_timeout_s), limit_concurrency=1000,
+                proxy_headers=bool(settings.forwarded_allow_ips),
+                forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None)
     return 0

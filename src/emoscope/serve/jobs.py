@@ -1,5 +1,6 @@
-"""Video analysis jobs: one worker thread, bounded queue, uploaded media deleted when a job ends
-(or after `retention_s`), results kept in memory for `keep_results` jobs."""
+"""Video analysis jobs: one worker thread; a slot is reserved atomically before an upload is read;
+uploaded media is deleted when a job ends (or after `retention_s`); finished results expire after
+`result_ttl_s`; a job can be cancelled at any time."""
 
 from __future__ import annotations
 
@@ -16,17 +17,27 @@ from dataclasses import dataclass, field
 import cv2
 
 
+class JobsFull(Exception):
+    """No video slot is free."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
 @dataclass
 class Job:
     id: str
     path: str
-    status: str = "queued"          # queued | running | done | failed
+    status: str = "queued"          # queued | running | done | failed | cancelled
     frames_done: int = 0
     frames_total: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     timeline: object = None         # emoscope Timeline when done
     created: float = field(default_factory=time.time)
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def public(self, with_results: bool = True) -> dict:
         d = {"id": self.id, "status": self.status, "frames_done": self.frames_done, "frames_total": self.frames_total,
@@ -46,50 +57,103 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, analyzers, every: int = 1, retention_s: float = 0.0, max_queued: int = 8,
-                 keep_results: int = 50):
+    """At most `max_jobs` video jobs queued or running (slots reserved before the upload is read);
+    each analyses at most `max_frames` frames; results live `result_ttl_s` after the job ends."""
+
+    def __init__(self, analyzers, every: int = 1, retention_s: float = 0.0, max_jobs: int = 4,
+                 max_frames: int | None = None, result_ttl_s: float = 600.0, keep_results: int = 50):
         self.analyzers = analyzers
         self.every = every
         self.retention_s = retention_s
-        self.max_queued = max_queued
+        self.max_jobs = max_jobs
+        self.max_frames = max_frames
+        self.result_ttl_s = result_ttl_s
         self.keep_results = keep_results
         self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.reserved = 0
+        self._lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emoscope-video")
 
     def pending(self) -> int:
-        return sum(j.status in ("queued", "running") for j in self.jobs.values())
+        """Jobs queued or running, and slots reserved for uploads being read."""
+        with self._lock:
+            return self.reserved + sum(j.status in ("queued", "running") for j in self.jobs.values())
+
+    def reserve(self) -> None:
+        """Take a slot for an upload about to be read (raises JobsFull); `submit` or `release` it."""
+        self.expire()
+        with self._lock:
+            busy = self.reserved + sum(j.status in ("queued", "running") for j in self.jobs.values())
+            if busy >= self.max_jobs:
+                raise JobsFull
+            self.reserved += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.reserved -= 1
 
     def submit(self, path: str, frames_total: int = 0) -> Job:
+        """Queue a job in a reserved slot."""
         job = Job(uuid.uuid4().hex, path, frames_total=frames_total)
-        self.jobs[job.id] = job
-        while len(self.jobs) > self.keep_results:
-            old_id, old = next(iter(self.jobs.items()))
-            if old.status in ("queued", "running"):
-                break
-            self.jobs.pop(old_id)
+        with self._lock:
+            self.reserved -= 1
+            self.jobs[job.id] = job
         self.pool.submit(self._run, job)
         return job
 
+    def get(self, job_id: str) -> Job | None:
+        self.expire()
+        return self.jobs.get(job_id)
+
+    def expire(self) -> None:
+        """Forget finished jobs whose results are older than `result_ttl_s`, and the oldest
+        finished ones beyond `keep_results`."""
+        now = time.time()
+        with self._lock:
+            finished = [k for k, j in self.jobs.items() if j.finished]
+            old = {k for k in finished if now - self.jobs[k].finished > self.result_ttl_s}
+            for job_id in old | set(finished[:max(0, len(finished) - self.keep_results)]):
+                del self.jobs[job_id]
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running job and drop it with its results and media."""
+        with self._lock:
+            job = self.jobs.pop(job_id, None)
+        if job is None:
+            return False
+        job.cancel.set()
+        if job.status != "running":  # a running job removes its media itself when it stops
+            _remove(job.path)
+        return True
+
     def _run(self, job: Job) -> None:
+        if job.cancel.is_set():
+            return
         job.status = "running"
 
         def progress(index, *_):
+            if job.cancel.is_set():
+                raise Cancelled
             job.frames_done = index + 1
 
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with self.analyzers.use() as analyzer:
-                    job.timeline = analyzer.analyze_video(job.path, self.every, progress=False, on_frame=progress)
+                    job.timeline = analyzer.analyze_video(job.path, self.every, max_frames=self.max_frames,
+                                                          progress=False, on_frame=progress)
             job.warnings = [str(w.message).replace(job.path, "upload") for w in caught]
             job.status = "done"
+        except Cancelled:
+            job.status, job.timeline = "cancelled", None
         except Exception as exc:  # a damaged video must fail its job, not the server
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}".replace(job.path, "upload")
+            job.status, job.error = "failed", f"the video could not be analysed: {exc}".replace(job.path, "upload")
         finally:
+            job.finished = time.time()
             self._discard_media(job)
 
     def _discard_media(self, job: Job) -> None:
-        if self.retention_s > 0:
+        if self.retention_s > 0 and not job.cancel.is_set():
             timer = threading.Timer(self.retention_s, _remove, (job.path,))
             timer.daemon = True
             timer.start()
@@ -99,6 +163,7 @@ class JobQueue:
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         for job in self.jobs.values():
+            job.cancel.set()
             _remove(job.path)
 
 

@@ -30,11 +30,31 @@ class Settings:
     max_image_bytes: int = setting(15 * MB, "image upload limit in MB", "--max-upload-mb", MB)
     max_video_bytes: int = setting(100 * MB, "video upload limit in MB", "--max-video-mb", MB)
     max_pixels: int = setting(40_000_000, "largest image accepted, in pixels (judged from the header)")
+    decode_budget_mb: float = setting(384.0, "memory all image decodes may hold at once, in MB (each reserves "
+                                      "what its header says it needs; one that needs more is refused with 413)")
+    decode_max_side: int = setting(2560, "images are scaled on decode so the longer side is at most this "
+                                   "(JPEG decodes at that size directly)")
+    max_faces: int = setting(100, "faces analysed per image or frame (the surest first)")
+    max_queued_requests: int = setting(8, "image requests waiting for an analyzer; one more gets 503 at once")
     request_timeout_s: float = setting(30.0, "seconds one image analysis may take before the answer is 503")
     retention_s: float = setting(0.0, "seconds to keep an uploaded video after its job (0: delete at once)",
                                  "--retention")
     video_every: int = setting(1, "analyse every N-th frame of uploaded videos")
     max_queued_videos: int = setting(4, "video jobs queued or running at once; more get 429")
+    max_video_frames: int = setting(18_000, "frames analysed per video job (10 minutes at 30 FPS); longer "
+                                    "videos are refused")
+    max_video_seconds: float = setting(600.0, "duration of an uploaded video, in seconds; longer ones are refused")
+    max_video_pixels: int = setting(3840 * 2160, "largest video frame, in pixels (checked when the file is opened)")
+    result_ttl_s: float = setting(600.0, "seconds a finished video job's results are kept in memory")
+    header_timeout_s: float = setting(10.0, "seconds a client has to send a request's headers (idle connections "
+                                      "are closed after this too)")
+    body_timeout_s: float = setting(10.0, "seconds the server waits for each piece of a request body")
+    keepalive_timeout_s: float = setting(5.0, "seconds an idle keep-alive connection stays open")
+    max_header_kb: int = setting(32, "largest request head (request line and headers), in KB")
+    allowed_hosts: list[str] = setting(help="Host names the server answers to (default: any)", flag="--allowed-hosts",
+                                       factory=list)
+    forwarded_allow_ips: list[str] = setting(help="proxy addresses whose X-Forwarded-* headers are trusted "
+                                             "(default: none)", flag="--forwarded-allow-ips", factory=list)
     # from the environment only: a key on the command line would show in every process listing
     api_key: str | None = setting(help="X-API-Key required on /v1/*", flag="",
                                   factory=lambda: os.environ.get("EMOSCOPE_API_KEY") or None)
@@ -48,7 +68,7 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
             continue
         default = f.default if f.default is not MISSING else None
         flag, unit, help_ = f.metadata["flag"] or "--" + f.name.replace("_", "-"), f.metadata["unit"], f.metadata["help"]
-        if f.name == "cors_origins":
+        if f.default_factory is list:
             p.add_argument(flag, dest=f.name, nargs="*", default=None, help=help_)
             continue
         kind = {int: int, float: float}.get(type(default), str)

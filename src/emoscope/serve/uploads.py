@@ -3,21 +3,46 @@ error type whose status and message become the JSON error body."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Request
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 
 class UploadError(HTTPException):
     """A client error (4xx) or an overload (503) with a message in the user's terms."""
 
 
-async def read_capped(request: Request, cap: int) -> bytes:
-    """The request body, refusing (413) anything over `cap` bytes, whatever Content-Length claims."""
+MIN_UPLOAD_RATE = 64 * 1024  # bytes/s a client must sustain beyond the first `timeout` seconds
+
+
+async def read_capped(request: Request, cap: int, timeout: float | None = None) -> bytes:
+    """The request body, refusing (413) anything over `cap` bytes, whatever Content-Length claims,
+    and (408) a client that sends nothing for `timeout` seconds or trickles: the body must arrive
+    within `timeout` seconds plus its size at `MIN_UPLOAD_RATE`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise UploadError(413, f"upload is {int(declared):,} bytes; the limit is {cap:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        wait = None
+        if timeout is not None:
+            wait = min(timeout, start + timeout + size / MIN_UPLOAD_RATE - loop.time())
+        try:
+            if wait is not None and wait <= 0:
+                raise asyncio.TimeoutError
+            chunk = await asyncio.wait_for(stream.__anext__(), wait)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise UploadError(408, "the upload was too slow (stalled, or slower than "
+                                   f"{MIN_UPLOAD_RATE // 1024} KB/s)") from None
+        except ClientDisconnect:
+            raise UploadError(400, "the client disconnected during the upload") from None
         size += len(chunk)
         if size > cap:
             raise UploadError(413, f"upload exceeds the {cap:,}-byte limit")
@@ -27,7 +52,7 @@ async def read_capped(request: Request, cap: int) -> bytes:
 
 async def upload_bytes(request: Request, cap: int) -> bytes:
     """The uploaded file: multipart field `file` (or `image`/`video`), or the raw body."""
-    body = await read_capped(request, cap)
+    body = await read_capped(request, cap, request.app.state.settings.body_timeout_s)
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         if not body:
@@ -40,7 +65,7 @@ async def upload_bytes(request: Request, cap: int) -> bytes:
     try:
         form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
     except Exception as exc:  # malformed multipart of any kind is the client's error
-        raise UploadError(400, f"malformed multipart body: {exc}") from exc
+        raise UploadError(400, "malformed multipart body (boundary, headers or parts)") from exc
     for name in ("file", "image", "video"):
         item = form.get(name)
         if item is not None and hasattr(item, "read"):

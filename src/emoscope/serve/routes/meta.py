@@ -20,8 +20,11 @@ def index() -> str:
 
 
 @router.get("/health")
-def health(request: Request) -> dict:
-    return {"status": "ok", "video_jobs_pending": request.app.state.jobs.pending()}
+async def health(request: Request) -> dict:
+    """Answers from state on the event loop: never waits for an analyzer or a thread."""
+    state = request.app.state
+    return {"status": "ok", "video_jobs_pending": state.jobs.pending(), "requests_inside": state.admission.inside,
+            "analyzers_idle": state.analyzers.idle()}
 
 
 @router.get("/v1/model")

@@ -8,19 +8,35 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
 from ...analyze import Tracker
-from ...images import ImageDecodeError, decode_image
-from ..media import sniff_image
+from ..uploads import UploadError
+from .images import decode_upload
 
 router = APIRouter()
+
+
+def refusal(ws: WebSocket, settings) -> int | None:
+    """Why a WebSocket may not open, as a close code: 4401 without the right key (the `X-API-Key`
+    header, or `?api_key=` for browsers, which cannot set headers on a WebSocket), 4403 from a
+    page of another origin (same origin or `--cors` origins only: no DNS rebinding)."""
+    key = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+    if settings.api_key and key != settings.api_key:
+        return 4401
+    origin = ws.headers.get("origin")
+    host = ws.headers.get("host", "")
+    if origin and origin not in (f"http://{host}", f"https://{host}", *settings.cors_origins):
+        return 4403
+    return None
 
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket):
     """Client sends JPEG/PNG frames; the server answers with the faces of the newest frame.
     Frames that arrive while one is being analysed replace each other (only the latest waits)."""
-    settings, analyzers = ws.app.state.settings, ws.app.state.analyzers
-    if settings.api_key and ws.query_params.get("api_key") != settings.api_key:
-        await ws.close(code=4401)
+    state = ws.app.state
+    settings, analyzers = state.settings, state.analyzers
+    refused = refusal(ws, settings)
+    if refused:
+        await ws.close(code=refused)
         return
     await ws.accept()
     tracker = Tracker(max_gap=10)  # frames arrive at camera rate minus the dropped ones
@@ -46,16 +62,16 @@ async def stream(ws: WebSocket):
             ready.set()
 
     def process(index: int, data: bytes) -> dict:
-        if len(data) > settings.max_image_bytes or sniff_image(data[:16]) is None:
-            return {"frame": index, "error": "not a supported image frame"}
+        if len(data) > settings.max_image_bytes:
+            return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit"}
         try:
-            img = decode_image(data, "bgr", settings.max_pixels)
-        except ImageDecodeError as exc:
-            return {"frame": index, "error": f"cannot decode frame: {exc}"}
+            img, (width, height) = decode_upload(state, data)
+        except UploadError as exc:
+            return {"frame": index, "error": exc.detail}
         with analyzers.use() as worker:
             faces = worker.track_frame(img, tracker, index)
-        return {"frame": index, "width": img.shape[1], "height": img.shape[0],
-                "faces": [f.to_dict() for f in faces]}
+        scale = width / img.shape[1]
+        return {"frame": index, "width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces]}
 
     receiver = asyncio.create_task(receive())
     try:

@@ -11,21 +11,34 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from ...analyze.video import VideoReader
+from ..jobs import JobsFull
 from ..media import sniff_video
 from ..uploads import UploadError, upload_bytes
 
 router = APIRouter()
 
 
-def probe_video(path: str) -> int | None:
-    """The number of frames the container declares when its first frame decodes, else None."""
+def probe_video(path: str, settings) -> int:
+    """The number of frames a saved upload declares, once its container opens within the frame
+    size cap, its length is within the caps and its first frame decodes; else UploadError."""
     try:
-        reader = VideoReader(path, max_frames=1)
+        reader = VideoReader(path, max_frames=1, max_pixels=settings.max_video_pixels)
+    except ValueError as exc:
+        raise UploadError(413 if "pixel limit" in str(exc) else 422,
+                          str(exc).replace(path, "the video") if "pixel limit" in str(exc)
+                          else "the video cannot be opened") from None
+    seconds = reader.frame_count / reader.fps if reader.frame_count else 0.0
+    if reader.frame_count > settings.max_video_frames * settings.video_every or seconds > settings.max_video_seconds:
+        reader.close()
+        raise UploadError(413, f"the video is {seconds:,.0f} s ({reader.frame_count:,} frames) long; the limit is "
+                               f"{settings.max_video_seconds:,.0f} s and {settings.max_video_frames:,} analysed frames")
+    try:
+        decoded = any(True for _ in reader)
     except ValueError:
-        return None
-    frames = reader.frame_count
-    decoded = any(True for _ in reader)
-    return frames if decoded else None
+        decoded = False
+    if not decoded:
+        raise UploadError(422, "the video cannot be decoded")
+    return reader.frame_count
 
 
 def save_upload(data: bytes) -> str:
@@ -39,30 +52,46 @@ def save_upload(data: bytes) -> str:
 @router.post("/v1/videos", status_code=202)
 async def submit_video(request: Request) -> dict:
     settings, jobs = request.app.state.settings, request.app.state.jobs
-    if jobs.pending() >= settings.max_queued_videos:
-        raise UploadError(429, "too many video jobs in progress; try again later")
-    data = await upload_bytes(request, settings.max_video_bytes)
-    if sniff_video(data[:16]) is None:
-        raise UploadError(415, "not a supported video (MP4/MOV, AVI, MKV/WebM or Y4M, judged by content)")
-    path = await run_in_threadpool(save_upload, data)
-    frames = await run_in_threadpool(probe_video, path)
-    if frames is None:
-        os.remove(path)
-        raise UploadError(422, "the video cannot be decoded")
+    try:
+        jobs.reserve()  # the slot is taken before the upload is read: no race past the limit
+    except JobsFull:
+        raise UploadError(429, "too many video jobs in progress; try again later", headers={"Retry-After": "5"})
+    path = None
+    try:
+        data = await upload_bytes(request, settings.max_video_bytes)
+        if sniff_video(data[:16]) is None:
+            raise UploadError(415, "not a supported video (MP4/MOV, AVI, MKV/WebM or Y4M, judged by content)")
+        path = await run_in_threadpool(save_upload, data)
+        del data
+        frames = await run_in_threadpool(probe_video, path, settings)
+    except BaseException:
+        jobs.release()
+        if path:
+            os.remove(path)
+        raise
     job = jobs.submit(path, frames)
     return {"id": job.id, "status": job.status, "status_url": f"/v1/videos/{job.id}"}
 
 
 def get_job(request: Request, job_id: str):
-    job = request.app.state.jobs.jobs.get(job_id)
+    job = request.app.state.jobs.get(job_id)
     if job is None:
-        raise UploadError(404, f"no video job {job_id!r}")
+        raise UploadError(404, f"no video job {job_id!r} (finished jobs are kept "
+                               f"{request.app.state.settings.result_ttl_s:g} s)")
     return job
 
 
 @router.get("/v1/videos/{job_id}")
 def video_status(request: Request, job_id: str) -> dict:
     return get_job(request, job_id).public()
+
+
+@router.delete("/v1/videos/{job_id}")
+def cancel_video(request: Request, job_id: str) -> dict:
+    """Stop a queued or running job and delete its upload and results."""
+    if not request.app.state.jobs.cancel(job_id):
+        raise UploadError(404, f"no video job {job_id!r}")
+    return {"id": job_id, "status": "cancelled"}
 
 
 @router.get("/v1/videos/{job_id}/timeline.csv", response_class=PlainTextResponse)

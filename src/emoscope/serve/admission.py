@@ -1,0 +1,56 @@
+"""Bounds on what concurrent requests may take: a place in line for an analyzer (a request that
+finds the line full is answered 503 at once) and the memory image decodes may hold together."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from .uploads import UploadError
+
+
+class Admission:
+    """At most `limit` image requests inside the server (being analysed or waiting for an
+    analyzer). Used from the event loop only, so a plain counter is exact."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.inside = 0
+
+    @contextmanager
+    def enter(self):
+        if self.inside >= self.limit:
+            raise UploadError(503, "the server is busy; try again in a moment", headers={"Retry-After": "1"})
+        self.inside += 1
+        try:
+            yield
+        finally:
+            self.inside -= 1
+
+
+class MemoryBudget:
+    """Bytes that image decodes may hold at once. A decode reserves what its header says it needs;
+    one that needs more than the whole budget is refused (413); others wait their turn for at
+    most `timeout` seconds (then 503)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int, timeout: float):
+        if nbytes > self.total:
+            raise UploadError(413, f"the image needs {nbytes / 2**20:,.0f} MB to decode, more than the server's "
+                                   f"{self.total / 2**20:,.0f} MB; send a smaller image")
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + nbytes <= self.total, timeout):
+                raise UploadError(503, "the server is busy decoding other images; try again in a moment",
+                                  headers={"Retry-After": "1"})
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()

@@ -1,0 +1,324 @@
+"""The service against hostile clients: memory bounded by the decode budget, 503 at once when the
+line is full, video job limits (atomic slots, caps, cancel, expiry), clean error bodies, HEAD,
+WebSocket key and origin, and, on a real server on loopback, header/body/idle timeouts, header
+limits, a disconnecting client and the key kept out of the logs."""
+
+import io
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from starlette.websockets import WebSocketDisconnect
+
+from conftest import REPO, shared_path
+from emoscope.serve.app import create_app
+from emoscope.serve.settings import Settings
+
+INTERNALS = ("PngImagePlugin", "MAX_TEXT_CHUNK", "decompression bomb DOS", "Traceback", "PIL.", "cv2.error",
+             "pydantic", "{'type'")
+
+
+def make_client(**kw):
+    return TestClient(create_app(Settings(detector_model=shared_path("models", "face_detection_yunet.onnx"),
+                                          threads=1, **kw)))
+
+
+def png16(w: int, h: int) -> bytes:
+    """A 16-bit grayscale PNG of w x h zeros: a few KB on the wire, 2 bytes a pixel decoded."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((h, w), np.uint16)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_with_text(size: int) -> bytes:
+    """A valid 8x8 PNG carrying a compressed text chunk that inflates to `size` bytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + b"\x00" * 8 for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+            + chunk(b"zTXt", b"comment\x00\x00" + zlib.compress(b"a" * size, 9))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    with open(shared_path("samples", "facerec_two_people.jpg"), "rb") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    with open(shared_path("samples", "facerec_short_hamilton_clip.mp4"), "rb") as f:
+        return f.read()
+
+
+def assert_clean(r, status_range=(400, 500)):
+    assert status_range[0] <= r.status_code < status_range[1], (r.status_code, r.text[:300])
+    body = r.json()
+    assert set(body) == {"error", "status"} and body["status"] == r.status_code, body
+    assert not any(s in body["error"] for s in INTERNALS), body["error"]
+    return body
+
+
+def test_decode_budget_refuses_what_it_cannot_hold_and_bounds_the_rest(photo):
+    with make_client(decode_budget_mb=64, max_pixels=50_000_000) as c:
+        # 6300 x 6300 16-bit: 75 KB on the wire, ~280 MB to decode: more than the whole budget
+        body = assert_clean(c.post("/v1/analyze", content=png16(6300, 6300)))
+        assert body["status"] == 413 and "MB" in body["error"]
+        # 2000 x 2000 16-bit fits (~28 MB): eight at once are answered, one or two decoding at a time
+        small16 = png16(2000, 2000)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: c.post("/v1/analyze", content=small16), range(8)))
+        assert all(r.status_code == 200 and r.json()["faces"] == [] for r in answers), [r.text for r in answers]
+        assert c.app.state.budget.used == 0
+        assert c.post("/v1/analyze", content=photo).status_code == 200
+
+
+def test_large_jpeg_is_decoded_small_and_boxes_stay_in_its_pixels(photo):
+    img = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    big = cv2.resize(img, (img.shape[1] * 4, img.shape[0] * 4))
+    ok, jpg = cv2.imencode(".jpg", big)
+    with make_client(decode_max_side=1000) as c:
+        small = c.post("/v1/analyze", content=photo).json()
+        r = c.post("/v1/analyze", content=jpg.tobytes()).json()
+    assert (r["width"], r["height"]) == (big.shape[1], big.shape[0]) and len(r["faces"]) == 2
+    for f, g in zip(sorted(r["faces"], key=lambda f: f["box"][0]), sorted(small["faces"], key=lambda f: f["box"][0])):
+        assert abs(f["box"][0] - 4 * g["box"][0]) < 40 and abs(f["box"][2] - 4 * g["box"][2]) < 40
+
+
+def test_full_line_gets_503_at_once_and_health_stays_fast(photo):
+    with make_client(workers=1, max_queued_requests=0) as c:
+        state = c.app.state
+        state.admission.inside = state.admission.limit  # the line is full
+        t = time.perf_counter()
+        r = c.post("/v1/analyze", content=photo)
+        assert time.perf_counter() - t < 1.0 and r.headers["retry-after"] == "1"
+        assert_clean(r, (503, 504))
+        t = time.perf_counter()
+        assert c.get("/health").json()["status"] == "ok" and time.perf_counter() - t < 0.5
+        state.admission.inside = 0
+        assert c.post("/v1/analyze", content=photo).status_code == 200
+
+
+def test_faces_per_image_are_capped(photo):
+    with make_client(max_faces=1) as c:
+        assert len(c.post("/v1/analyze", content=photo).json()["faces"]) == 1
+
+
+def test_error_bodies_are_one_shape_and_head_works(photo):
+    with make_client() as c:
+        assert_clean(c.post("/v1/analyze?annotate=maybe", content=photo))
+        assert_clean(c.get("/v1/nothing-here"))
+        assert_clean(c.put("/v1/analyze", content=photo))
+        body = assert_clean(c.post("/v1/analyze", content=png_with_text(20_000_000)))
+        assert "metadata" in body["error"] or "damaged" in body["error"]
+        for path in ("/health", "/v1/model", "/"):
+            r = c.head(path)
+            assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 0
+        assert c.get("/v1/model").json()["valence"]["thresholds"]["negative"] > 0
+
+
+def test_video_slots_are_reserved_atomically(clip):
+    with make_client(max_queued_videos=2) as c:
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(lambda _: c.post("/v1/videos", content=clip), range(10)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes.count(202) == 2 and codes.count(429) == 8, codes
+        assert all(r.headers.get("retry-after") for r in answers if r.status_code == 429)
+        for r in answers:
+            if r.status_code == 202:
+                assert c.delete(f"/v1/videos/{r.json()['id']}").json()["status"] == "cancelled"
+
+
+def test_video_cancel_expiry_and_caps(clip, tmp_path):
+    with make_client(result_ttl_s=1.0) as c:
+        job_id = c.post("/v1/videos", content=clip).json()["id"]
+        job = c.app.state.jobs.get(job_id)
+        assert c.delete(f"/v1/videos/{job_id}").status_code == 200
+        assert c.get(f"/v1/videos/{job_id}").status_code == 404 and c.delete(f"/v1/videos/{job_id}").status_code == 404
+        deadline = time.time() + 30
+        while os.path.exists(job.path) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(job.path) and job.cancel.is_set()
+        # a finished job's results expire
+        short = _short_clip(clip, tmp_path)
+        job_id = c.post("/v1/videos", content=short).json()["id"]
+        deadline = time.time() + 60
+        while c.get(f"/v1/videos/{job_id}").json()["status"] not in ("done", "failed") and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.2)
+        assert c.get(f"/v1/videos/{job_id}").status_code == 404
+    with make_client(max_video_seconds=2) as c:
+        assert "limit" in assert_clean(c.post("/v1/videos", content=clip))["error"]
+    with make_client(max_video_pixels=640 * 300) as c:
+        assert assert_clean(c.post("/v1/videos", content=clip))["status"] == 413
+
+
+def _short_clip(clip: bytes, tmp_path) -> bytes:
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(clip)
+    cap = cv2.VideoCapture(str(src))
+    out = str(tmp_path / "short.avi")
+    w = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
+    for _ in range(15):
+        ok, f = cap.read()
+        w.write(f)
+    w.release()
+    cap.release()
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def test_websocket_key_header_and_origin(photo, monkeypatch):
+    monkeypatch.setenv("EMOSCOPE_API_KEY", "k3y-for-ws")
+    with make_client() as c:
+        with c.websocket_connect("/v1/stream", headers={"x-api-key": "k3y-for-ws"}) as ws:
+            ws.send_bytes(photo)
+            assert len(ws.receive_json()["faces"]) == 2
+        with c.websocket_connect("/v1/stream?api_key=k3y-for-ws", headers={"origin": "http://testserver"}) as ws:
+            ws.send_bytes(photo)
+            assert "faces" in ws.receive_json()
+        for kw, code in (({}, 4401), ({"headers": {"x-api-key": "wrong"}}, 4401),
+                         ({"headers": {"x-api-key": "k3y-for-ws", "origin": "https://evil.example"}}, 4403)):
+            with pytest.raises(WebSocketDisconnect) as err:
+                with c.websocket_connect("/v1/stream", **kw) as ws:
+                    ws.receive_json()
+            assert err.value.code == code
+
+
+def test_allowed_hosts(photo):
+    with make_client(allowed_hosts=["emoscope.local"]) as c:
+        assert_clean(c.get("/health"))
+        assert c.get("/health", headers={"host": "emoscope.local"}).status_code == 200
+
+
+# -- a real server on loopback ---------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = dict(os.environ, EMOSCOPE_API_KEY="s3cret-key-42")
+    cmd = [sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--workers", "1", "--threads", "1",
+           "--detector-model", shared_path("models", "face_detection_yunet.onnx"),
+           "--header-timeout-s", "1", "--body-timeout-s", "1", "--keepalive-timeout-s", "1", "--max-header-kb", "16"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield port, log
+    proc.terminate()
+    proc.wait(10)
+
+
+def raw(port: int, data: bytes, wait: float = 3.0) -> bytes:
+    """Send bytes as they are; what the server answered before it closed (a reset counts as
+    closing: the server may hang up on a request mid-send)."""
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            pass
+    return b"".join(chunks)
+
+
+def test_idle_connections_and_slow_headers_are_closed(server):
+    port, _ = server
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+    socks[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+    time.sleep(2.5)
+    closed = 0
+    for s in socks:
+        s.settimeout(2)
+        try:
+            closed += s.recv(1024) == b""
+        except (socket.timeout, ConnectionResetError):
+            closed += isinstance(sys.exc_info()[1], ConnectionResetError)
+        s.close()
+    assert closed == 300
+    assert b"200 OK" in raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+
+def test_slow_body_gets_408(server, photo):
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                  b"Content-Length: 5000\r\n\r\n")
+        t = time.perf_counter()
+        answer = b""
+        for i in range(20):
+            try:
+                s.sendall(photo[i:i + 1])
+            except OSError:
+                break
+            s.settimeout(0.6)
+            try:
+                answer += s.recv(4096)
+            except socket.timeout:
+                continue
+            if answer:
+                break
+        assert b"408" in answer.split(b"\r\n")[0] and time.perf_counter() - t < 5
+
+
+def test_header_limits(server):
+    port, _ = server
+    big = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000 + b"\r\n\r\n")
+    assert big == b"" or not big.startswith(b"HTTP/1.1 200")
+    many = b"".join(b"X-%d: a\r\n" % i for i in range(200))
+    answer = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431") and b'"status":431' in answer.replace(b" ", b"")
+
+
+def test_key_never_logged_and_disconnects_are_one_line(server, photo):
+    port, log = server
+    key = "s3cret-key-42"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/analyze?api_key={key}", data=photo,
+                                 headers={"X-API-Key": key}, method="POST")
+    assert urllib.request.urlopen(req, timeout=60).status == 200
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/model?api_key={key}", headers={"X-API-Key": key})
+    assert urllib.request.urlopen(req, timeout=60).status == 200
+    from websockets.sync.client import connect
+    with connect(f"ws://127.0.0.1:{port}/v1/stream?api_key={key}") as ws:
+        ws.send(photo)
+        ws.recv(timeout=60)
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", additional_headers={"X-API-Key": key}) as ws:
+        ws.send(photo)
+        ws.recv(timeout=60)
+    # a client that hangs up half-way through its upload
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key.encode()
+                  + b"\r\nContent-Length: 100000\r\n\r\n" + photo[:1000])
+    time.sleep(1.5)
+    text = log.read_text()
+    assert key not in text and "api_key=***" in text
+    assert "Traceback" not in text
