@@ -35,11 +35,8 @@ def make_client(**kw):
                                           threads=1, **kw)))
 
 
-def png16(w: int, h: int) -> bytes:
-    """A 16-bit grayscale PNG of w x h zeros: a few KB on the wire, 2 bytes a pixel decoded."""
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((h, w), np.uint16)).save(buf, "PNG")
-    return buf.getvalue()
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from attack import huge_frame_avi, png16  # noqa: E402  (the attack benchmark's own hostile files)
 
 
 def png_with_text(size: int) -> bytes:
@@ -75,10 +72,10 @@ def assert_clean(r, status_range=(400, 500)):
 def test_decode_budget_refuses_what_it_cannot_hold_and_bounds_the_rest(photo):
     with make_client(decode_budget_mb=64, max_pixels=50_000_000) as c:
         # 6300 x 6300 16-bit: 75 KB on the wire, ~280 MB to decode: more than the whole budget
-        body = assert_clean(c.post("/v1/analyze", content=png16(6300, 6300)))
+        body = assert_clean(c.post("/v1/analyze", content=png16(6300)))
         assert body["status"] == 413 and "MB" in body["error"]
         # 2000 x 2000 16-bit fits (~28 MB): eight at once are answered, one or two decoding at a time
-        small16 = png16(2000, 2000)
+        small16 = png16(2000)
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: c.post("/v1/analyze", content=small16), range(8)))
         assert all(r.status_code == 200 and r.json()["faces"] == [] for r in answers), [r.text for r in answers]
@@ -164,6 +161,10 @@ def test_video_cancel_expiry_and_caps(clip, tmp_path):
         assert "limit" in assert_clean(c.post("/v1/videos", content=clip))["error"]
     with make_client(max_video_pixels=640 * 300) as c:
         assert assert_clean(c.post("/v1/videos", content=clip))["status"] == 413
+    with make_client() as c:  # a 10 KB file whose frames claim 16000 x 16000: refused before decoding
+        body = assert_clean(c.post("/v1/videos", content=huge_frame_avi(str(tmp_path / "huge.avi"))))
+        assert body["status"] == 413 and "16000x16000" in body["error"]
+        assert c.app.state.jobs.pending() == 0
 
 
 def _short_clip(clip: bytes, tmp_path) -> bytes:
@@ -196,6 +197,44 @@ def test_websocket_key_header_and_origin(photo, monkeypatch):
                 with c.websocket_connect("/v1/stream", **kw) as ws:
                     ws.receive_json()
             assert err.value.code == code
+
+
+def hostile_requests(photo: bytes) -> list[tuple[str, str, str, dict]]:
+    """More hostile inputs beside test_serve's corpus: (name, method, path, request options)."""
+    gif = io.BytesIO()
+    Image.new("P", (2, 2)).save(gif, "GIF")
+    huge_gif = bytearray(gif.getvalue())
+    huge_gif[6:10] = struct.pack("<HH", 65535, 65535)  # logical screen 65535 x 65535
+    tiff = io.BytesIO()
+    Image.new("L", (2, 2)).save(tiff, "TIFF")
+    return [
+        ("gif claiming 65535x65535", "POST", "/v1/analyze", {"content": bytes(huge_gif)}),
+        ("tiff of two pixels then junk", "POST", "/v1/analyze", {"content": tiff.getvalue()[:40] + os.urandom(64)}),
+        ("png text chunk bomb", "POST", "/v1/analyze", {"content": png_with_text(50_000_000)}),
+        ("annotate not a boolean", "POST", "/v1/analyze?annotate=perhaps", {"content": photo}),
+        ("annotate given twice", "POST", "/v1/analyze?annotate=yes&annotate=nope", {"content": photo}),
+        ("path traversal", "GET", "/static/../../etc/passwd", {}),
+        ("unknown verb path", "GET", "/v1/analyze/../../health/../x", {}),
+        ("very long path", "GET", "/v1/" + "a" * 6000, {}),
+        ("unicode job id", "GET", "/v1/videos/%E2%98%83%F0%9F%92%A3", {}),
+        ("delete unknown job", "DELETE", "/v1/videos/0123456789abcdef", {}),
+        ("timeline of unknown job", "GET", "/v1/videos/x/timeline.csv", {}),
+        ("video as multipart text", "POST", "/v1/videos", {"data": {"file": "not a video"}}),
+        ("video json body", "POST", "/v1/videos", {"content": b'{"video": 1}'}),
+        ("image to the video endpoint", "POST", "/v1/videos", {"content": photo}),
+        ("delete on analyze", "DELETE", "/v1/analyze", {}),
+        ("post to health", "POST", "/health", {"content": b"x"}),
+    ]
+
+
+def test_hostile_requests_get_clean_4xx(photo):
+    with make_client() as c:
+        cases = hostile_requests(photo)
+        for name, method, path, kw in cases:
+            r = c.request(method, path, **kw)
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:200])
+            assert_clean(r)
+        assert c.get("/health").json()["status"] == "ok"
 
 
 def test_allowed_hosts(photo):
