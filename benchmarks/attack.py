@@ -12,48 +12,22 @@ import argparse
 import io
 import json
 import os
-import shlex
-import socket
 import statistics
 import struct
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from PIL import Image
 
-SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def request(url: str, body: bytes | None = None, timeout: float = 120) -> tuple[float, int]:
-    t = time.perf_counter()
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            code = r.status
-    except urllib.error.HTTPError as e:
-        code = e.code
-    except OSError:
-        code = 0
-    return time.perf_counter() - t, code
+from bench_serve import SHARED, request, rss_mb, serving
 
 
 def png16(side: int) -> bytes:
+    """A side x side 16-bit grayscale PNG of zeros: a few KB on the wire, 2 bytes a pixel decoded."""
     buf = io.BytesIO()
     Image.fromarray(np.zeros((side, side), np.uint16)).save(buf, "PNG")
     return buf.getvalue()
@@ -96,23 +70,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--serve-args", default="", help="extra `emoscope serve` options")
     args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yunet = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
-    server = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--detector-model",
-                               yunet, *shlex.split(args.serve_args)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     result = {}
-    try:
-        for _ in range(120):
-            if request(url + "/health", timeout=1)[1] == 200:
-                break
-            time.sleep(0.5)
+    with serving(args.serve_args) as (url, pid):
         photo = open(os.path.join(SHARED, "samples", "facerec_two_people.jpg"), "rb").read()
         request(url + "/v1/analyze", photo)
-        start = rss_mb(server.pid)
+        start = rss_mb(pid)
 
         # 1. memory: decompression-bomb-sized PNGs and videos declaring huge frames, all at once
         bomb = png16(6300)
@@ -122,7 +84,7 @@ def main() -> None:
 
         def watch():
             while not done.is_set():
-                peak.append(rss_mb(server.pid))
+                peak.append(rss_mb(pid))
                 time.sleep(0.05)
         threading.Thread(target=watch, daemon=True).start()
         with ThreadPoolExecutor(12) as pool:
@@ -168,10 +130,7 @@ def main() -> None:
                        "rejected_503_max_s": round(max(rejected), 3) if rejected else None,
                        "normal_request_s": round(normal, 3),
                        "normal_again_after_s": round(recovered, 2) if recovered is not None else None,
-                       "rss_after_mb": round(rss_mb(server.pid), 1)})
-    finally:
-        server.terminate()
-        server.wait(10)
+                       "rss_after_mb": round(rss_mb(pid), 1)})
     print(json.dumps(result, indent=1))
 
 

@@ -3,8 +3,14 @@ next to the repository) and skip with a reason when it is absent."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import zipfile
 
 import numpy as np
@@ -82,3 +88,30 @@ def synthetic_split_folders(n_per_class: int = 20, classes=("angry", "happy", "s
             for i in range(n_per_class):
                 files[f"{s}/{c}/{s}_{c}_{i}.png"] = jpeg_bytes(face_like(ci, 100_000 * splits.index(s) + 1000 * ci + i, size), fmt="PNG")
     return files
+
+
+@contextlib.contextmanager
+def serve_process(*args: str, env: dict | None = None, log: str | None = None):
+    """`emoscope serve` on a free loopback port in a child process, ready when /health answers;
+    yields its URL and port, stops it afterwards. Output goes to `log` (else nowhere)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), *args], cwd=REPO,
+                            env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    try:
+        yield url, port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if log:
+            out.close()

@@ -4,16 +4,10 @@ path shows results."""
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import cv2
 import pytest
 
-from conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,
@@ -35,25 +29,10 @@ def write_y4m(src: str, dst: str, frames: int = 90, size=(640, 360)) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from conftest import shared_path
-    yunet = shared_path("models", "face_detection_yunet.onnx")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--detector-model",
-                             yunet], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def server():
+    from conftest import serve_process, shared_path
+    with serve_process("--detector-model", shared_path("models", "face_detection_yunet.onnx")) as (url, _):
+        yield url
 
 
 def launch(p, y4m: str):

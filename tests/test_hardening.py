@@ -7,9 +7,7 @@ import io
 import os
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import zlib
@@ -22,7 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import REPO, shared_path
+from conftest import REPO, serve_process, shared_path
 from emoscope.serve.app import create_app
 from emoscope.serve.settings import Settings
 
@@ -244,33 +242,13 @@ def test_allowed_hosts(photo):
 
 
 # -- a real server on loopback ---------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = dict(os.environ, EMOSCOPE_API_KEY="s3cret-key-42")
-    cmd = [sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--workers", "1", "--threads", "1",
-           "--detector-model", shared_path("models", "face_detection_yunet.onnx"),
-           "--header-timeout-s", "1", "--body-timeout-s", "1", "--keepalive-timeout-s", "1", "--max-header-kb", "16"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield port, log
-    proc.terminate()
-    proc.wait(10)
+    args = ["--workers", "1", "--threads", "1", "--detector-model", shared_path("models", "face_detection_yunet.onnx"),
+            "--header-timeout-s", "1", "--body-timeout-s", "1", "--keepalive-timeout-s", "1", "--max-header-kb", "16"]
+    with serve_process(*args, env=dict(os.environ, EMOSCOPE_API_KEY="s3cret-key-42"), log=str(log)) as (_, port):
+        yield port, log
 
 
 def raw(port: int, data: bytes, wait: float = 3.0) -> bytes:

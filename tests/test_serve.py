@@ -6,8 +6,6 @@ import struct
 import time
 import zlib
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image

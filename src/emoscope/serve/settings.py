@@ -35,7 +35,9 @@ class Settings:
     decode_max_side: int = setting(2560, "images are scaled on decode so the longer side is at most this "
                                    "(JPEG decodes at that size directly)")
     max_faces: int = setting(100, "faces analysed per image or frame (the surest first)")
-    max_queued_requests: int = setting(8, "image requests waiting for an analyzer; one more gets 503 at once")
+    max_queued_requests: int = setting(30, "image requests waiting for an analyzer; one more gets 503 at once "
+                                       "(with the workers, at most 32 inside: under the 40 threads that serve "
+                                       "blocking work, so status requests always find one)")
     request_timeout_s: float = setting(30.0, "seconds one image analysis may take before the answer is 503")
     retention_s: float = setting(0.0, "seconds to keep an uploaded video after its job (0: delete at once)",
                                  "--retention")
