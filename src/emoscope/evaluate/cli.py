@@ -33,7 +33,7 @@ def run(args) -> int:
         raise SystemExit("emoscope evaluate: give --model (or --pipeline to score the shipped model end to end)")
     from .evaluator import evaluate
     try:
-        r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads)
+        r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file)
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",

@@ -56,12 +56,15 @@ class Scorer:
 
 
 def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,
-             threads: int = 0) -> dict:
+             threads: int = 0, split_file: str | None = None) -> dict:
+    """Model-only scores of `model` on a split of `data`: the run's own splits, or those of
+    `split_file` when given."""
     scorer = Scorer(model, tta, threads)
     data = data or scorer.data_hint
     if not data:
         raise ValueError("give --data: the ONNX file does not say which dataset it was trained on")
-    ds = scorer.splits(load_dataset(data, scorer.size, scorer.color, verbose=False))
+    ds = load_dataset(data, scorer.size, scorer.color, verbose=False)
+    ds = ds.with_split_file(split_file) if split_file else scorer.splits(ds)
     available = sorted(set(ds.splits.tolist()))
     part = ds if split == "all" else ds.split(split)
     if len(part) == 0:
