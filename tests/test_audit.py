@@ -5,12 +5,14 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import face_like, jpeg_bytes, synthetic_split_folders, write_tree
 from emoscope.data import load_dataset
 from emoscope.data.audit import audit, near_pairs, phash, write_findings
 
 
+@pytest.mark.slow
 def test_audit_finds_planted_problems(tmp_path, yunet, samples):
     files = synthetic_split_folders(8, splits=("train", "test"))
     dup = files["train/happy/train_happy_0.png"]

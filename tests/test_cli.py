@@ -23,6 +23,7 @@ def cli(*args, timeout=300):
                           timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", VERBS, ids=lambda v: " ".join(v) or "root")
 def test_help_on_every_verb(verb):
     r = cli(*verb, "--help")
@@ -70,6 +71,7 @@ def test_analyze_folder_with_broken_file(samples, yunet, tmp_path):
     assert len(df) == 2 and {"file", "label", "happy", "valence_score"} <= set(df.columns)
 
 
+@pytest.mark.slow
 def test_analyze_video_writes_timeline_report_and_annotated_video(samples, yunet, tmp_path):
     out = tmp_path / "out"
     r = cli("analyze", os.path.join(samples, "facerec_short_hamilton_clip.mp4"), "--out", str(out), "--every", "3",
@@ -84,6 +86,7 @@ def test_analyze_video_writes_timeline_report_and_annotated_video(samples, yunet
     assert os.path.getsize(f"{stem}.annotated.mp4") > 10000
 
 
+@pytest.mark.slow
 def test_webcam_headless_on_a_file(samples, yunet, tmp_path):
     r = cli("webcam", "--source", os.path.join(samples, "facerec_short_hamilton_clip.mp4"), "--no-window",
             "--max-frames", "10", "--record", str(tmp_path / "t.csv"), "--detector-model", yunet)

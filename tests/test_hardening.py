@@ -67,6 +67,7 @@ def assert_clean(r, status_range=(400, 500)):
     return body
 
 
+@pytest.mark.slow
 def test_decode_budget_refuses_what_it_cannot_hold_and_bounds_the_rest(photo):
     with make_client(decode_budget_mb=64, max_pixels=50_000_000) as c:
         # 6300 x 6300 16-bit: 75 KB on the wire, ~280 MB to decode: more than the whole budget
@@ -81,6 +82,7 @@ def test_decode_budget_refuses_what_it_cannot_hold_and_bounds_the_rest(photo):
         assert c.post("/v1/analyze", content=photo).status_code == 200
 
 
+@pytest.mark.slow
 def test_large_jpeg_is_decoded_small_and_boxes_stay_in_its_pixels(photo):
     img = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
     big = cv2.resize(img, (img.shape[1] * 4, img.shape[0] * 4))
@@ -125,6 +127,7 @@ def test_error_bodies_are_one_shape_and_head_works(photo):
         assert c.get("/v1/model").json()["valence"]["thresholds"]["negative"] > 0
 
 
+@pytest.mark.slow
 def test_video_slots_are_reserved_atomically(clip):
     with make_client(max_queued_videos=2) as c:
         with ThreadPoolExecutor(10) as pool:
@@ -137,6 +140,7 @@ def test_video_slots_are_reserved_atomically(clip):
                 assert c.delete(f"/v1/videos/{r.json()['id']}").json()["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_video_cancel_expiry_and_caps(clip, tmp_path):
     with make_client(result_ttl_s=1.0) as c:
         job_id = c.post("/v1/videos", content=clip).json()["id"]
@@ -268,6 +272,7 @@ def raw(port: int, data: bytes, wait: float = 3.0) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow
 def test_idle_connections_and_slow_headers_are_closed(server):
     port, _ = server
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
@@ -285,6 +290,7 @@ def test_idle_connections_and_slow_headers_are_closed(server):
     assert b"200 OK" in raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 
 
+@pytest.mark.slow
 def test_slow_body_gets_408(server, photo):
     port, _ = server
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -307,6 +313,7 @@ def test_slow_body_gets_408(server, photo):
         assert b"408" in answer.split(b"\r\n")[0] and time.perf_counter() - t < 5
 
 
+@pytest.mark.slow
 def test_header_limits(server):
     port, _ = server
     big = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000 + b"\r\n\r\n")
@@ -316,6 +323,7 @@ def test_header_limits(server):
     assert answer.startswith(b"HTTP/1.1 431") and b'"status":431' in answer.replace(b" ", b"")
 
 
+@pytest.mark.slow
 def test_key_never_logged_and_disconnects_are_one_line(server, photo):
     port, log = server
     key = "s3cret-key-42"

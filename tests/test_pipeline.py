@@ -49,6 +49,7 @@ def test_split_file_round_trip(tmp_path):
         read_split_file(path)
 
 
+@pytest.mark.slow
 def test_web_faces_split_file_is_reproduced_by_its_rule():
     """configs/splits/web_faces.csv is exactly what its first line's rule writes."""
     data = shared_path("datasets", "web_faces.zip")

@@ -61,6 +61,7 @@ def test_one_and_two_faces(analyzer, samples):
     assert len(two) == 2 and two[0].box[0] != two[1].box[0]
 
 
+@pytest.mark.slow
 def test_embedded_gender_model(samples, yunet):
     """The shipped gender model on the sample photos: two men, and the astronaut Eileen Collins."""
     a = Analyzer(detector_model=yunet, threads=1, gender=True)
@@ -115,6 +116,7 @@ def test_video_tracks_are_stable(analyzer, samples):
     assert np.allclose(shares, 1, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_truncated_video_gives_partial_results_and_warning(analyzer, samples, tmp_path):
     src = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
     cap = cv2.VideoCapture(src)
@@ -235,6 +237,7 @@ def test_tracker_keeps_ids_through_gaps():
     assert ids20[0] not in ids0
 
 
+@pytest.mark.slow
 def test_inference_side_never_imports_torch(samples, yunet):
     """The core install has neither torch nor matplotlib: photos and videos are analysed without
     them (the video's summary included)."""
@@ -270,6 +273,7 @@ def test_embedded_int8_is_default_and_agrees_with_fp32():
     assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.8
 
 
+@pytest.mark.slow
 def test_detector_creation_prints_no_opencv_warning(yunet, samples):
     """OpenCV 5's 'setPreferableTarget' warning is kept out of the user's output."""
     code = ("from emoscope.analyze import Analyzer; import sys; "

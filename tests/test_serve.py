@@ -63,6 +63,7 @@ def test_analyze_multipart_and_raw(client, photo):
     assert r.status_code == 200 and len(r.json()["annotated_jpeg_base64"]) > 1000
 
 
+@pytest.mark.slow
 def test_parallel_requests_share_the_analyzer_pool(client, photo):
     """Two analyzers serve 12 concurrent requests; every answer equals the serial one."""
     from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +146,7 @@ def test_malformed_videos_get_4xx(client, photo):
     assert client.get("/v1/videos/doesnotexist/timeline.csv").status_code == 404
 
 
+@pytest.mark.slow
 def test_video_job_lifecycle_deletes_upload(client, samples):
     data = open(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), "rb").read()
     r = client.post("/v1/videos", files={"file": ("clip.mp4", data, "video/mp4")})
