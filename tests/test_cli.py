@@ -30,6 +30,7 @@ def test_help_on_every_verb(verb):
     assert r.returncode == 0 and "usage: emoscope" in r.stdout
 
 
+@pytest.mark.slow
 def test_data_inspect_json_and_report(tmp_path):
     root = write_tree(str(tmp_path / "d"), synthetic_split_folders(5))
     r = cli("data", "inspect", root, "--json", "--out", str(tmp_path / "rep"))
