@@ -51,9 +51,9 @@ def test_split_file_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_web_faces_split_file_is_reproduced_by_its_rule():
-    """configs/splits/web_faces.csv is exactly what its first line's rule writes."""
+    """configs/splits/web-faces.csv is exactly what its first line's rule writes."""
     data = shared_path("datasets", "web_faces.zip")
-    committed = os.path.join(REPO, "configs", "splits", "web_faces.csv")
+    committed = os.path.join(REPO, "configs", "splits", "web-faces.csv")
     with open(committed) as f:
         rule = f.readline()
     seed = int(re.search(r"seed (\d+)", rule).group(1))

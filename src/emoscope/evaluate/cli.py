@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="end to end: each photo through the Analyzer (detector, crop, classifier); the largest "
                         "face is the prediction and a photo with no face found counts as wrong")
     p.add_argument("--split-file", help="the splits as `emoscope data split` wrote them (e.g. "
-                   "configs/splits/web_faces.csv)")
+                   "configs/splits/web-faces.csv)")
     p.add_argument("--detector-model", help="YuNet ONNX path for --pipeline (else $EMOSCOPE_YUNET_MODEL, cache, download)")
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
     p.add_argument("--out", help="folder for metrics.json and report.html")
