@@ -49,9 +49,9 @@ def to_bgr(image) -> np.ndarray:
 # and on scene cuts; in between, each tracked face is re-detected in a window LOCAL_WINDOW times
 # its size around its predicted box, resized to LOCAL_SIDE pixels (benchmarks/bench_inference.py
 # measured the choice).
-DETECT_EVERY = 10
+DETECT_EVERY = 20
 LOCAL_WINDOW = 2.0
-LOCAL_SIDE = 128
+LOCAL_SIDE = 96
 THUMBNAIL_SIDE = 64
 
 
@@ -173,9 +173,8 @@ class Analyzer:
         probabilities. The same step serves files, cameras and the WebSocket stream."""
         dets, known = self._detect_tracked(frame, tracker, index)
         probs, gender = self._classify(frame, dets)
-        thumbs = [self.thumbnail(frame, d.box) for d in dets]
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
-                                     thumbs, [d.score for d in dets], known)
+                                     lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
         return [self._make_face(d, smooth[i], gender[i] if gender is not None else None, ids[i])
                 for i, d in enumerate(dets)]
 

@@ -44,7 +44,8 @@ def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
 
 def frame_signature(frame: np.ndarray) -> np.ndarray:
     """The whole frame as a 32 x 18 gray thumbnail, for the scene-cut test."""
-    small = cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA)
+    step = max(1, min(frame.shape[0] // 36, frame.shape[1] // 64))  # every step-th pixel: cheap on big frames
+    small = cv2.resize(frame[::step, ::step], (32, 18), interpolation=cv2.INTER_AREA)
     return (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).astype(np.float32)
 
 
@@ -138,7 +139,8 @@ class Tracker:
                thumbnails: list | None = None, scores: list | None = None,
                known: list | None = None) -> tuple[list[int], np.ndarray]:
         """Match this frame's boxes; returns their track ids and smoothed probabilities. `looks`
-        are appearance histograms of the boxes; `thumbnails` small face images with the detector
+        are appearance histograms of the boxes; `thumbnails(i)` makes a small face image of box i
+        (called only when box i is its track's surest detection so far) with the detector
         `scores` of the boxes; `known` the track id a box was re-detected for, or None (all
         optional)."""
         looks = looks if looks is not None else [None] * len(boxes)
@@ -176,7 +178,7 @@ class Tracker:
             p = probs[bi]
             t.smoothed = p.copy() if t.smoothed is None else self.alpha * p + (1 - self.alpha) * t.smoothed
             if thumbnails is not None and scores is not None and scores[bi] > t.best_score:
-                t.best_score, t.thumbnail = scores[bi], thumbnails[bi]
+                t.best_score, t.thumbnail = scores[bi], thumbnails(bi)
             ids.append(t.id)
             smoothed[bi] = t.smoothed
         return ids, smoothed
