@@ -15,7 +15,7 @@ from emoscope.analyze import Analyzer, Tracker
 from emoscope.analyze.tracking import MIN_TRACK_FRAMES
 from emoscope.analyze.video import VideoReader
 from emoscope.labels import EXPRESSIONS
-from emoscope.runtime import ModelNotFoundError, YuNetDetector, embedded_model, yunet_model
+from emoscope.runtime import ModelNotFoundError, embedded_model, yunet_model
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,9 @@ def probe_video(path: str, settings) -> int:
     size cap, its length is within the caps and its first frame decodes; else UploadError."""
     try:
         reader = VideoReader(path, max_frames=1, max_pixels=settings.max_video_pixels)
-    except ValueError as exc:
-        raise UploadError(413 if "pixel limit" in str(exc) else 422,
-                          str(exc).replace(path, "the video") if "pixel limit" in str(exc)
-                          else "the video cannot be opened") from None
+    except ValueError as exc:  # VideoReader names the frame size when it is over the cap
+        too_big = "pixel limit" in str(exc)
+        raise UploadError(413 if too_big else 422, str(exc) if too_big else "the video cannot be opened") from None
     seconds = reader.frame_count / reader.fps if reader.frame_count else 0.0
     if reader.frame_count > settings.max_video_frames * settings.video_every or seconds > settings.max_video_seconds:
         reader.close()
