@@ -33,6 +33,13 @@ VERBS = [
      "Find faces, classify expressions, write results, annotations and reports."),
     ("webcam", "analyze.cli", "add_webcam_arguments", "run_webcam", "live analysis of a camera, file or stream",
      "Live window (or headless output) with boxes, labels and FPS."),
+    ("batch", "batch.cli", "add_batch_arguments", "run_batch_cli",
+     "analyse many photos and videos into Parquet, locally or on Ray (resumable)",
+     "Analyse a collection on a process pool or Ray Data; resumable Parquet output (faces, videos, manifest)."),
+    ("campaign", "batch.cli", "add_campaign_arguments", "run_campaign",
+     "ad test: many viewers' recordings aggregated second by second",
+     "Recordings of viewers watching one stimulus: per-second valence with 95% CIs, expression shares, "
+     "peaks across viewers, engagement, groups; CSV, charts and an HTML report."),
     ("serve", "serve.cli", "add_arguments", "run", "REST + WebSocket API and web page (needs the 'serve' extra)",
      "Serve the analyzer over HTTP: /v1/analyze, /v1/videos, /v1/stream, web page at /."),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -16,9 +15,7 @@ import pandas as pd
 from ..images import ImageDecodeError
 from ..report import PlottingUnavailable, png_tag, table, write_html
 from .analyzer import DETECT_EVERY
-
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"}
-
+from .inputs import expand_inputs, is_video
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="expression ONNX model (default: the embedded one)")
@@ -45,7 +42,8 @@ def every_arg(value: str) -> int:
 
 
 def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="image, folder, video, or glob pattern")
+    p.add_argument("inputs", nargs="+", help="images, videos, folders (recursive), glob patterns, or .txt/.csv files "
+                                              "listing paths")
     p.add_argument("--out", default="emoscope-out", help="output folder (default: emoscope-out)")
     p.add_argument("--format", default="json", choices=["json", "csv", "parquet"], help="per-face results format")
     p.add_argument("--annotate", action="store_true", help="write annotated images / videos")
@@ -53,27 +51,17 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
+def analyzer_options(args) -> dict:
+    """The `Analyzer` keyword arguments given by the options of `add_common` (plain data, so
+    worker processes and Ray actors can build their own analyzer from it)."""
+    return {"model": args.model, "detector": args.detector, "detector_model": args.detector_model,
+            "threads": args.threads, "flip_tta": args.tta, "align": args.align, "gender": args.gender,
+            "max_faces": args.max_faces, "detect_every": args.detect_every}
+
+
 def make_analyzer(args):
     from .analyzer import Analyzer
-    return Analyzer(args.model, args.detector, args.detector_model, args.threads, args.tta, args.align,
-                    args.gender, args.max_faces, detect_every=args.detect_every)
-
-
-def expand_inputs(inputs: list[str]) -> list[str]:
-    files: list[str] = []
-    for item in inputs:
-        if os.path.isdir(item):
-            for root, dirs, names in os.walk(item):
-                dirs.sort()
-                files += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
-        elif os.path.exists(item):
-            files.append(item)
-        else:
-            matched = sorted(glob.glob(item, recursive=True))
-            if not matched:
-                print(f"warning: {item}: no such file, folder or matching glob", file=sys.stderr)
-            files += [m for m in matched if os.path.isfile(m)]
-    return files
+    return Analyzer(**analyzer_options(args))
 
 
 def write_table(df: pd.DataFrame, stem: str, fmt: str) -> str:
@@ -148,8 +136,8 @@ def run_analyze(args) -> int:
         return 2
     os.makedirs(args.out, exist_ok=True)
     analyzer = make_analyzer(args)
-    images = [f for f in files if os.path.splitext(f)[1].lower() not in VIDEO_EXTS]
-    videos = [f for f in files if os.path.splitext(f)[1].lower() in VIDEO_EXTS]
+    images = [f for f in files if not is_video(f)]
+    videos = [f for f in files if is_video(f)]
     rows, per_file, skipped = [], [], []
     for path in tqdm(images, desc="images", unit="img", disable=None if len(images) > 1 else True, file=sys.stderr):
         try:

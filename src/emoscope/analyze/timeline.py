@@ -18,7 +18,8 @@ class Timeline(pd.DataFrame):
     """Rows: frame, time (s), track (person id), box, detector score, one column per class
     probability (smoothed over time within a track), label, valence, valence_score, and
     short_track (the track has fewer than `MIN_TRACK_FRAMES` analysed frames: a flicker, left
-    out of summaries and charts). `thumbnails` holds one face picture (BGR) per track."""
+    out of summaries and charts), and gender_<class> probabilities when the analyzer estimates
+    gender. `thumbnails` holds one face picture (BGR) per track."""
 
     _metadata = ["classes", "fps", "thumbnails"]
 
@@ -31,13 +32,15 @@ class Timeline(pd.DataFrame):
         x, y, w, h = face.box
         return {"frame": frame, "time": round(time, 4), "track": face.track_id, "x": x, "y": y, "w": w, "h": h,
                 "score": face.score, **face.probs, "label": face.label, "valence": face.valence,
-                "valence_score": face.valence_score}
+                "valence_score": face.valence_score,
+                **{f"gender_{c}": v for c, v in (face.gender or {}).items()}}
 
     @classmethod
     def from_rows(cls, rows: list[dict], classes: list[str], fps: float,
                   thumbnails: dict[int, np.ndarray] | None = None,
                   min_track_frames: int = MIN_TRACK_FRAMES) -> "Timeline":
         cols = BASE_COLUMNS + list(classes) + ["label", "valence", "valence_score"]
+        cols += [k for k in (rows[0] if rows else {}) if k not in cols]  # e.g. gender_<class> when asked for
         df = pd.DataFrame(rows, columns=cols)
         df["short_track"] = df.groupby("track")["frame"].transform("size") < min_track_frames if len(df) else []
         tl = cls(df)

@@ -1,0 +1,263 @@
+"""`emoscope batch` (local and Ray engines, resume after kill -9, failures recorded) and
+`emoscope campaign` (aggregation with a known answer, the report)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, shared_path
+from emoscope.analyze.inputs import expand_inputs
+from emoscope.batch.campaign import aggregate, find_peaks, t95, write_campaign
+from emoscope.cli import main
+
+pytest.importorskip("pyarrow")
+KEY = ["source", "frame", "track", "x", "y", "w", "h"]
+
+
+def write_clip(src: str, dst: str, start: int, frames: int) -> None:
+    cap = cv2.VideoCapture(src)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    out = None
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if out is None:
+            out = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (frame.shape[1], frame.shape[0]))
+        out.write(frame)
+    out.release()
+    cap.release()
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> str:
+    """~50 photos (the samples + web_faces), 3 short videos cut from the sample clip, a corrupt
+    photo and a truncated video, in nested folders."""
+    samples = shared_path("samples")
+    web = shared_path("datasets", "web_faces.zip")
+    root = tmp_path_factory.mktemp("collection")
+    photos, videos = root / "photos" / "web", root / "videos"
+    photos.mkdir(parents=True)
+    videos.mkdir()
+    for name in ("facerec_obama.jpg", "facerec_two_people.jpg", "skimage_astronaut.png"):
+        (root / "photos" / name).write_bytes(open(os.path.join(samples, name), "rb").read())
+    with zipfile.ZipFile(web) as z:
+        names = sorted(n for n in z.namelist() if n.lower().endswith(".jpg"))[::150][:46]
+        for i, n in enumerate(names):
+            (photos / f"{i:03d}-{os.path.basename(n)}").write_bytes(z.read(n))
+    (photos / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    for i, start in enumerate((0, 90, 180)):
+        write_clip(clip, str(videos / f"viewer{i}.avi"), start, 36)
+    write_clip(clip, str(root / "whole.avi"), 0, 36)
+    data = (root / "whole.avi").read_bytes()
+    (videos / "truncated.avi").write_bytes(data[: int(len(data) * 0.6)])
+    (root / "whole.avi").unlink()
+    return str(root)
+
+
+def detector() -> list[str]:
+    return ["--detector-model", shared_path("models", "face_detection_yunet.onnx")]
+
+
+def batch(args: list[str]) -> None:
+    assert main(["batch", *args, *detector()]) == 0
+
+
+@pytest.fixture(scope="module")
+def local_run(collection, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("local") / "out")
+    batch([collection, "--out", out, "--workers", "2", "--commit-every", "10"])
+    return out
+
+
+def test_inputs_expand_folders_globs_and_lists(collection, tmp_path):
+    files = expand_inputs([collection])
+    assert len(files) == 49 + 1 + 4 and all(os.path.isfile(f) for f in files)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two photos\n{files[0]}\n{files[1]}\n\nmissing.jpg\n")
+    table = tmp_path / "list.csv"
+    table.write_text(f"id,path\n1,{files[2]}\n2,{files[0]}\n")
+    missing: list[str] = []
+    got = expand_inputs([str(listing), str(table), os.path.join(collection, "videos", "*.avi")], missing=missing)
+    assert got[:3] == [files[0], files[1], files[2]] and len(got) == 3 + 4
+    assert missing == [str(tmp_path / "missing.jpg")]
+
+
+def test_batch_writes_faces_videos_and_manifest(local_run, collection):
+    manifest = pd.read_parquet(os.path.join(local_run, "manifest"))
+    faces = pd.read_parquet(os.path.join(local_run, "faces"))
+    videos = pd.read_parquet(os.path.join(local_run, "videos"))
+    assert len(manifest) == 54 and manifest["source"].is_unique
+    failed = manifest[manifest["status"] == "failed"].set_index("source")["reason"]
+    assert sorted(os.path.basename(s) for s in failed.index) == ["corrupt.jpg", "truncated.avi"]
+    assert "truncated" in failed[os.path.join(collection, "videos", "truncated.avi")]
+    assert not faces.duplicated(KEY).any()
+    assert set(faces["source"]) <= set(manifest.loc[manifest["status"] == "done", "source"])
+    per_source = faces.groupby("source").size()
+    done = manifest[manifest["status"] == "done"].set_index("source")
+    assert (per_source == done.loc[per_source.index, "faces"]).all()
+    assert (faces.loc[faces["kind"] == "image", "track"] == -1).all()
+    video_faces = faces[faces["kind"] == "video"]
+    assert video_faces["source"].nunique() == 3 and (video_faces["track"] >= 0).all()
+    assert np.allclose(faces[["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]].sum(axis=1), 1, atol=1e-3)
+    assert set(videos["source"]) <= set(video_faces["source"]) and videos["thumbnail_png"].notna().all()
+    assert (manifest.loc[manifest["kind"] == "video", "worker_rss_mb"] > 50).all()
+
+
+def test_rerun_skips_what_is_done_and_refuses_other_settings(local_run, collection, capsys):
+    before = pd.read_parquet(os.path.join(local_run, "faces"))
+    batch([collection, "--out", local_run, "--workers", "2"])
+    assert '"already_recorded": 54' in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_parquet(os.path.join(local_run, "faces")), before)
+    assert main(["batch", collection, "--out", local_run, "--every", "2", *detector()]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def sorted_rows(out: str) -> pd.DataFrame:
+    df = pd.read_parquet(os.path.join(out, "faces"))
+    return df.sort_values(KEY).reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_same_rows(local_run, collection, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    try:
+        out = str(tmp_path / "ray")
+        batch([collection, "--out", out, "--engine", "ray", "--workers", "2"])
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(sorted_rows(out), sorted_rows(local_run))
+    status = lambda o: pd.read_parquet(os.path.join(o, "manifest")).set_index("source").sort_index()[["status", "faces"]]
+    pd.testing.assert_frame_equal(status(out), status(local_run))
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_leaves_nothing_missing_or_doubled(local_run, collection, tmp_path):
+    out = str(tmp_path / "killed")
+    cmd = [sys.executable, "-m", "emoscope.cli", "batch", collection, "--out", out, "--workers", "1",
+           "--commit-every", "3", *detector()]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    manifest_dir = os.path.join(out, "manifest")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(manifest_dir) and len([n for n in os.listdir(manifest_dir) if not n.startswith(".")]) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, at once
+    proc.wait()
+    partial = pd.read_parquet(manifest_dir)
+    assert 0 < len(partial) < 54
+    # a write cut short: a faces part without its manifest, and a temporary file
+    faces_dir = os.path.join(out, "faces")
+    first = sorted(n for n in os.listdir(faces_dir) if not n.startswith("."))[0]
+    open(os.path.join(faces_dir, "part-orphan.parquet"), "wb").write(open(os.path.join(faces_dir, first), "rb").read())
+    open(os.path.join(faces_dir, ".part-x.parquet.tmp"), "wb").write(b"half")
+    batch([collection, "--out", out, "--workers", "2"])
+    manifest = pd.read_parquet(manifest_dir)
+    assert len(manifest) == 54 and manifest["source"].is_unique
+    pd.testing.assert_frame_equal(sorted_rows(out), sorted_rows(local_run))
+
+
+def viewers_faces(valence: dict[int, list[float]], seconds: int = 20, fps: int = 5) -> pd.DataFrame:
+    """Synthetic batch rows: viewer i's valence in each second is valence[i][second]."""
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    rows = []
+    for viewer, curve in valence.items():
+        for frame in range(seconds * fps):
+            v = curve[frame // fps]
+            label = "happy" if v > 0.3 else "sad" if v < -0.3 else "neutral"
+            rows.append({"source": f"viewer{viewer}.mp4", "kind": "video", "frame": frame, "time_s": frame / fps,
+                         "track": 1, "x": 0, "y": 0, "w": 40, "h": 40, "score": 0.9,
+                         **{c: float(c == label) for c in classes}, "label": label, "valence": "",
+                         "valence_score": v, "short_track": False})
+            # a smaller face in the background never counts as the viewer
+            rows.append({**rows[-1], "track": 2, "w": 10, "h": 10, "valence_score": -1.0})
+    return pd.DataFrame(rows)
+
+
+def scripted_campaign() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    valence = {}
+    for i in range(3):
+        v = list(rng.normal(0, 0.02, 20))
+        v[5] = 0.8 + 0.05 * i     # everybody likes second 5
+        v[12] = -0.6              # everybody dislikes second 12
+        if i == 0:
+            v[8] = 0.9            # one viewer's spike: not a moment of the audience
+        valence[i] = v
+    faces = viewers_faces(valence)
+    faces = faces[~((faces["source"] == "viewer2.mp4") & (faces["time_s"] >= 15))]  # viewer 2 looks away
+    manifest = pd.DataFrame([{"source": f"viewer{i}.mp4", "kind": "video", "status": "done", "reason": "",
+                              "duration_s": 20.0} for i in range(3)])
+    return faces, manifest
+
+
+def test_campaign_has_the_scripted_answer():
+    faces, manifest = scripted_campaign()
+    res = aggregate(faces, manifest, {"viewer0": "A", "viewer1.mp4": "A", "viewer2": "B"})
+    curve = res["per_second"].set_index("second")
+    assert len(curve) == 20 and curve.loc[3, "viewers"] == 3 and curve.loc[16, "viewers"] == 2
+    assert curve.loc[5, "valence"] == pytest.approx(0.85)
+    sd = np.std([0.8, 0.85, 0.9], ddof=1)
+    assert curve.loc[5, "ci_high"] - curve.loc[5, "valence"] == pytest.approx(t95(2) * sd / np.sqrt(3))
+    assert curve.loc[12, "ci_low"] == pytest.approx(-0.6) and curve.loc[12, "share_sad"] == 1.0
+    peaks = res["peaks"]
+    assert list(peaks.loc[peaks["kind"] == "positive", "second"]) == [5]
+    assert list(peaks.loc[peaks["kind"] == "negative", "second"]) == [12]
+    viewers = res["viewers"].set_index("viewer")
+    assert viewers.loc["viewer2.mp4", "engagement"] == pytest.approx(15 / 20)
+    assert viewers.loc["viewer0.mp4", "best_second"] == 8 and list(viewers["group"]) == ["A", "A", "B"]
+    by_group = res["per_second_by_group"]
+    assert set(by_group["group"]) == {"A", "B"} and len(by_group) == 40
+    assert set(res["peaks_by_group"]["group"]) == {"A"}  # group B has one viewer: no moment holds across viewers
+
+
+def test_find_peaks_needs_enough_viewers():
+    curve = pd.DataFrame({"second": [0, 1], "viewers": [1, 3], "valence": [0.9, 0.5], "change": [0.9, 0.4],
+                          "change_ci_low": [0.5, 0.1], "change_ci_high": [1.2, 0.7], "agree_up": [1.0, 1.0]})
+    assert list(find_peaks(curve, min_viewers=2)["second"]) == [1]
+
+
+def test_campaign_report_embeds_its_charts(tmp_path):
+    pytest.importorskip("matplotlib")
+    faces, manifest = scripted_campaign()
+    batch_dir = tmp_path / "batch"
+    for name, df in (("faces", faces), ("manifest", manifest)):
+        (batch_dir / name).mkdir(parents=True)
+        df.to_parquet(batch_dir / name / "part-0.parquet")
+    report = write_campaign(str(batch_dir), str(tmp_path), {"viewer0": "A", "viewer1": "A", "viewer2": "B"}, "Ad 1")
+    text = open(report).read()
+    assert text.count("data:image/png;base64,") == 3
+    assert "At 0:05, valence rose above" in text and "At 0:12, valence fell below" in text
+    for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group"):
+        assert os.path.exists(tmp_path / f"{name}.csv")
+
+
+@pytest.mark.slow
+def test_campaign_command_end_to_end(collection, tmp_path):
+    groups = tmp_path / "groups.csv"
+    groups.write_text("video,group\nviewer0,north\nviewer1.avi,north\nviewer2,south\n")
+    out = tmp_path / "campaign"
+    videos = os.path.join(collection, "videos")
+    assert main(["campaign", videos, "--out", str(out), "--groups", str(groups), "--workers", "2",
+                 *detector()]) == 0
+    text = open(out / "report.html").read()
+    assert "3 recordings analysed (1 could not be read)" in text and "truncated.avi" in text
+    viewers = pd.read_csv(out / "viewers.csv")
+    assert len(viewers) == 3 and (viewers["engagement"] > 0.5).all()
+    assert set(pd.read_csv(out / "per_second_by_group.csv")["group"]) == {"north", "south"}
