@@ -261,3 +261,36 @@ def test_campaign_command_end_to_end(collection, tmp_path):
     viewers = pd.read_csv(out / "viewers.csv")
     assert len(viewers) == 3 and (viewers["engagement"] > 0.5).all()
     assert set(pd.read_csv(out / "per_second_by_group.csv")["group"]) == {"north", "south"}
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The pool's worker processes (spawned children of `parent`)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_its_work_redone(local_run, collection, tmp_path):
+    out = str(tmp_path / "worker-killed")
+    cmd = [sys.executable, "-m", "emoscope.cli", "batch", collection, "--out", out, "--workers", "2", *detector()]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and len(worker_pids(proc.pid)) < 2:
+        time.sleep(0.05)
+    time.sleep(1.5)  # the workers have started on their first videos
+    os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+    assert proc.wait(timeout=300) == 0
+    assert "a worker process died" in proc.stderr.read()
+    manifest = pd.read_parquet(os.path.join(out, "manifest"))
+    assert len(manifest) == 54 and manifest["source"].is_unique
+    pd.testing.assert_frame_equal(sorted_rows(out), sorted_rows(local_run))

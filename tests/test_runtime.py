@@ -98,6 +98,25 @@ def test_gray_rgba_16bit_and_exif_rotation(analyzer, samples, tmp_path):
     assert len(faces) == 1 and faces[0].box[3] > 150
 
 
+def test_wide_images_shrink_on_decode(samples, tmp_path):
+    """16-bit PNGs and EXIF-rotated JPEGs larger than max_side come back scaled, upright, 8-bit."""
+    from emoscope.images import decode_image
+    bgr = cv2.imread(os.path.join(samples, "facerec_obama.jpg"))
+    big = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), None, fx=3, fy=3).astype(np.uint16) * 257
+    png = tmp_path / "wide.png"
+    Image.fromarray(big).save(png)
+    assert Image.open(png).mode.startswith("I;16")
+    out = decode_image(png.read_bytes(), "bgr", max_side=640)
+    assert out.dtype == np.uint8 and max(out.shape[:2]) == 640
+    assert abs(float(out[..., 0].mean()) - float(big.mean()) / 257) < 2
+    sideways = Image.fromarray(cv2.cvtColor(cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE), cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways.save(tmp_path / "exif.jpg", exif=exif)
+    upright = decode_image((tmp_path / "exif.jpg").read_bytes(), "bgr", max_side=400)
+    assert upright.shape[0] > upright.shape[1] and max(upright.shape[:2]) == 400  # portrait, as taken
+
+
 def test_no_face_is_empty_not_error(analyzer):
     assert analyzer.analyze(np.full((240, 320, 3), 127, np.uint8)) == []
 

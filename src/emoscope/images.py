@@ -85,15 +85,26 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     return ImageInfo(w, h, Image.getmodebands(mode), depth, fmt)
 
 
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float single-band image as 8-bit 'L' (a 16-bit range maps 0..65535
+    onto 0..255), converted a band of rows at a time so the peak stays near one copy of the image."""
+    arr = np.asarray(img)
+    hi = arr.max() if arr.size else 0
+    out = np.empty(arr.shape, np.uint8)
+    for i in range(0, arr.shape[0], 256):
+        rows = np.clip(arr[i:i + 256], 0, 65535)
+        out[i:i + 256] = np.minimum(rows // 257 if hi > 255 else rows, 255)
+    del arr
+    return Image.fromarray(out, "L")
+
+
 def pil_to_array(img: Image.Image, color: str = "bgr") -> np.ndarray:
     """Convert a PIL image of any mode to uint8 gray (H, W) or BGR/RGB (H, W, 3)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img)
-        hi = arr.max() if arr.size else 0
-        if hi > 255:  # a 16-bit (or wider) range: map 0..65535 onto 0..255
-            arr = np.clip(arr, 0, 65535) // 257
-        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
-        del arr
+    if img.mode in WIDE_MODES:
+        img = to_8bit(img)
     if color == "gray":
         return np.asarray(img.convert("L"), dtype=np.uint8)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -117,8 +128,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
             if scale > 1:
                 img.draft(img.mode if img.mode in ("RGB", "L") else "RGB", (info.width // scale, info.height // scale))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)
             if max_side and max(img.size) > max_side:
+                if img.mode in WIDE_MODES:  # Pillow cannot shrink these modes
+                    img = to_8bit(img)
                 img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:

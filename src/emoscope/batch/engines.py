@@ -93,6 +93,6 @@ def run_ray(units: list[list[str]], analyzer_options: dict, every: int, workers:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
     ds = ray.data.from_items([{"unit": json.dumps(u)} for u in units], override_num_blocks=min(len(units), 5000))
     ds = ds.map_batches(SourceWorker, fn_constructor_args=(analyzer_options, every), batch_size=1,
-                        batch_format="pandas", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+                        batch_format="pandas", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
                         num_cpus=threads)
     yield from ds.iter_batches(batch_size=None, batch_format="pandas")
