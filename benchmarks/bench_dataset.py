@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 PATH = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SHARED, "datasets", "fer2013.zip")

@@ -29,7 +29,7 @@ def test_audit_finds_planted_problems(tmp_path, yunet, samples):
     by_kind = {}
     for f in findings:
         by_kind.setdefault(f.kind, []).append(f)
-    assert [f.id for f in by_kind["unreadable"]] == [f"train/angry/broken.jpg"]
+    assert [f.id for f in by_kind["unreadable"]] == ["train/angry/broken.jpg"]
     assert {f.id for f in by_kind["exact_duplicate"]} == {"train/happy/copy_of_0.png"} or \
         {f.id for f in by_kind["exact_duplicate"]} == {"train/happy/train_happy_0.png"}
     leak = by_kind["cross_split_exact_duplicate"]

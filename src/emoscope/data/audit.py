@@ -102,7 +102,7 @@ def audit(ds: Dataset, phash_bits: int = 2, blank_std: float = 3.0, detector_mod
         for m in members[1:]:
             exact_pairs.add((min(keep, m), max(keep, m)))
             cross = ds.splits[m] != ds.splits[keep]
-            kind = f"cross_split_exact_duplicate" if cross else "exact_duplicate"
+            kind = "cross_split_exact_duplicate" if cross else "exact_duplicate"
             conflict = labels[m] != labels[keep]
             findings.append(Finding(ds.ids[m], ds.splits[m], labels[m], kind,
                                     f"same bytes as {ds.splits[keep]} sample labelled {labels[keep]}"
