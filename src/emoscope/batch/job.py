@@ -15,7 +15,6 @@ from .engines import make_units, run_local, run_ray
 from .store import BatchStore, decode_results
 
 
-
 @dataclass
 class BatchJob:
     """What to analyse and how. `analyzer_options` are `Analyzer` keyword arguments."""
@@ -72,12 +71,14 @@ def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progre
     units = make_units(pending, job.photos_per_unit)
     workers = job.workers or ((os.cpu_count() or 1) if job.engine == "local" else None)
     threads = max(1, job.analyzer_options.get("threads") or 1)
-    if job.engine == "local":
-        stream = run_local(units, job.analyzer_options, job.every, workers) if units else iter(())
-    elif job.engine == "ray":
-        stream = run_ray(units, job.analyzer_options, job.every, workers, threads, job.address) if units else iter(())
-    else:
+    if job.engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', not {job.engine!r}")
+    if not units:
+        stream = iter(())
+    elif job.engine == "local":
+        stream = run_local(units, job.analyzer_options, job.every, workers)
+    else:
+        stream = run_ray(units, job.analyzer_options, job.every, workers, threads, job.address)
 
     from tqdm import tqdm
     counts = {"done": 0, "failed": 0, "faces": 0, "frames": 0}
