@@ -284,11 +284,14 @@ def test_a_killed_worker_is_replaced_and_its_work_redone(local_run, collection, 
     out = str(tmp_path / "worker-killed")
     cmd = [sys.executable, "-m", "emoscope.cli", "batch", collection, "--out", out, "--workers", "2", *detector()]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None and len(worker_pids(proc.pid)) < 2:
-        time.sleep(0.05)
-    time.sleep(1.5)  # the workers have started on their first videos
-    os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+    # Units are submitted before the pool spawns its workers, so the first worker seen already
+    # has work in flight; it is killed at once (the whole job takes only a few seconds).
+    deadline, pids = time.time() + 60, []
+    while time.time() < deadline and proc.poll() is None and not pids:
+        pids = worker_pids(proc.pid)
+        time.sleep(0.01)
+    assert pids, f"no worker process seen; the job exited with {proc.poll()}"
+    os.kill(pids[0], signal.SIGKILL)
     assert proc.wait(timeout=300) == 0
     assert "a worker process died" in proc.stderr.read()
     manifest = pd.read_parquet(os.path.join(out, "manifest"))
