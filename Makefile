@@ -38,7 +38,8 @@ test-fast: setup
 # in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once
 # its export exists: a FER2013 teacher (resnet_fer_m), a FER2013 student (resnet_fer_ms) taught
 # online by the teacher's int8 export, then the shipped resnet_fer_ms trained on FER2013 (taught
-# by that student) and on the web_faces photos cut out by the detector; its exports go to
+# by that student) and on the web_faces photos cut out by the detector, and a second, gentler
+# one-cycle pass over the same data starting from it (expression-refine.json); its exports go to
 # src/emoscope/assets/.
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
@@ -51,9 +52,12 @@ $(RUNS)/fer2013-student/expression-int8.onnx: $(RUNS)/fer2013-teacher/teacher-in
 	$(EMOSCOPE) train --config configs/shipped/fer2013-student.json --resume
 	$(EMOSCOPE) export $(RUNS)/fer2013-student --out $(RUNS)/fer2013-student/expression.onnx --int8 $@
 
-train-default: $(RUNS)/fer2013-student/expression-int8.onnx
+$(RUNS)/expression-web/summary.json: $(RUNS)/fer2013-student/expression-int8.onnx
 	$(EMOSCOPE) train --config configs/shipped/expression.json --resume
-	$(EMOSCOPE) export $(RUNS)/expression-web --out src/emoscope/assets/expression.onnx \
+
+train-default: $(RUNS)/expression-web/summary.json
+	$(EMOSCOPE) train --config configs/shipped/expression-refine.json --resume
+	$(EMOSCOPE) export $(RUNS)/expression-refine --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
 
 train-gender: setup
