@@ -4,6 +4,7 @@ process pool (no extra dependency) or Ray Data (an existing cluster, or a local 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -15,18 +16,21 @@ from typing import Iterator
 import pandas as pd
 
 from ..analyze.inputs import is_video
+from . import UNITS_PER_WORKER
 from .worker import SourceWorker
 
 MAX_POOL_RESTARTS = 3  # local engine: a worker killed (OOM, kill -9) restarts the pool this often
 ENV_FOR_WORKERS = ("EMOSCOPE_YUNET_MODEL", "EMOSCOPE_CACHE")  # handed to Ray workers started here
 
 
-def make_units(sources: list[str], photos_per_unit: int) -> list[list[str]]:
+def make_units(sources: list[str], photos_per_unit: int, workers: int) -> list[list[str]]:
     """Units of work: each video alone (its frames are tracked in order by one worker), first,
-    as they take longest; then the photos in groups of `photos_per_unit`."""
+    as they take longest; then the photos in groups of at most `photos_per_unit`, smaller when
+    that would leave a worker fewer than UNITS_PER_WORKER units."""
     videos = [[s] for s in sources if is_video(s)]
     photos = [s for s in sources if not is_video(s)]
-    return videos + [photos[i:i + photos_per_unit] for i in range(0, len(photos), photos_per_unit)]
+    size = max(1, min(photos_per_unit, math.ceil(len(photos) / (UNITS_PER_WORKER * workers))))
+    return videos + [photos[i:i + size] for i in range(0, len(photos), size)]
 
 
 def unit_batch(unit: list[str]) -> pd.DataFrame:

@@ -68,8 +68,8 @@ def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progre
         store.write([{"source": m, "kind": "unknown", "status": "failed", "faces": 0, "frames": 0, "duration_s": 0.0,
                       "reason": "no such file, folder or matching glob", "seconds": 0.0, "worker": "",
                       "worker_rss_mb": 0.0, "face_rows": [], "person_rows": []} for m in lost])
-    units = make_units(pending, job.photos_per_unit)
     workers = job.workers or ((os.cpu_count() or 1) if job.engine == "local" else None)
+    units = make_units(pending, job.photos_per_unit, workers or os.cpu_count() or 1)
     threads = max(1, job.analyzer_options.get("threads") or 1)
     if job.engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', not {job.engine!r}")
