@@ -32,7 +32,8 @@ def appearance(image: np.ndarray, box) -> np.ndarray:
     patch = image[max(0, y):min(H, y + h), max(0, x):min(W, x + w)]
     if patch.size == 0 or patch.ndim != 3:
         return np.full(32, 1 / 32, np.float32)
-    hsv = cv2.cvtColor(cv2.resize(patch, (24, 24), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+    step = max(1, min(patch.shape[:2]) // 24)  # about 24 x 24 samples: a histogram needs no filtering
+    hsv = cv2.cvtColor(np.ascontiguousarray(patch[::step, ::step]), cv2.COLOR_BGR2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
     return (hist / max(hist.sum(), 1e-6)).astype(np.float32)
 
