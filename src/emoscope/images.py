@@ -10,6 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -112,8 +113,8 @@ def pil_to_array(img: Image.Image, color: str = "bgr") -> np.ndarray:
         rgba = img.convert("RGBA")
         base.paste(rgba, mask=rgba.getchannel("A"))
         img = base
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return rgb[..., ::-1].copy() if color == "bgr" else rgb
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if color == "bgr" else rgb
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:

@@ -8,8 +8,10 @@ meta); this module builds the app and its shared state."""
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import asynccontextmanager
 
+import cv2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, with `settings`, the analyzer pool and the video jobs in `app.state`."""
     settings = settings or Settings()
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
+    cv2.setNumThreads(threads)  # OpenCV's pool (the detector) is process-wide: share the cores out too
     analyzers = AnalyzerPool(lambda: Analyzer(settings.model, detector_model=settings.detector_model, threads=threads,
                                               detect_max_side=settings.detect_max_side, max_faces=settings.max_faces),
                              settings.workers)
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.analyzers, app.state.jobs = settings, analyzers, jobs
     app.state.admission = Admission(settings.workers + settings.max_queued_requests)
     app.state.budget = MemoryBudget(int(settings.decode_budget_mb * 2**20))
+    app.state.decode_slots = threading.BoundedSemaphore(settings.workers)  # image decodes at once
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from contextlib import contextmanager
 
 import cv2
 from fastapi import APIRouter, Request
@@ -17,27 +18,32 @@ from ..uploads import UploadError, upload_bytes
 router = APIRouter()
 
 
-def decode_upload(state, data: bytes):
-    """Sniff, read the header, reserve the decode's memory from the budget, decode (scaled to
-    `decode_max_side`). Returns the BGR image and the original (width, height)."""
+@contextmanager
+def decoded_on_analyzer(state, data: bytes):
+    """Check the upload (sniff, header, decode size) at once; decode it, scaled to
+    `decode_max_side`, in one of the few decode slots; then wait for an analyzer. Yields the
+    analyzer, the BGR image and the original (width, height). The decode's memory stays reserved
+    from the budget until the analysis ends, so decoded images waiting for an analyzer count
+    too; the slots (one per analyzer) keep a burst from decoding dozens of images at once, which
+    starved the event loop (health checks, 503s) of CPU."""
     s = state.settings
     if sniff_image(data[:16]) is None:
         raise UploadError(415, "not a supported image (JPEG, PNG, GIF, BMP, TIFF or WebP, judged by content)")
     try:
         info = probe_image(data, s.max_pixels)
         with state.budget.reserve(info.decode_bytes(s.decode_max_side), s.request_timeout_s):
-            img = decode_image(data, "bgr", s.max_pixels, s.decode_max_side)
+            with state.decode_slots:
+                img = decode_image(data, "bgr", s.max_pixels, s.decode_max_side)
+            with state.analyzers.use() as worker:
+                yield worker, img, (info.width, info.height)
     except ImageDecodeError as exc:
         raise UploadError(422, f"cannot decode the image: {exc}") from exc
-    return img, (info.width, info.height)
 
 
 def analyze_image(state, data: bytes, annotate: bool) -> dict:
-    """Decode within the memory budget and analyse on a pooled analyzer; boxes in the upload's
-    own pixels."""
-    img, (width, height) = decode_upload(state, data)
-    t0 = time.perf_counter()
-    with state.analyzers.use() as worker:
+    """Analyse on a pooled analyzer; boxes in the upload's own pixels."""
+    with decoded_on_analyzer(state, data) as (worker, img, (width, height)):
+        t0 = time.perf_counter()
         faces = worker.analyze(img)
     scale = width / img.shape[1] if img.shape[1] else 1.0
     out = {"width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces],

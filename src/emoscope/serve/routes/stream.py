@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...analyze import Tracker
 from ..uploads import UploadError
-from .images import decode_upload
+from .images import decoded_on_analyzer
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ async def stream(ws: WebSocket):
     """Client sends JPEG/PNG frames; the server answers with the faces of the newest frame.
     Frames that arrive while one is being analysed replace each other (only the latest waits)."""
     state = ws.app.state
-    settings, analyzers = state.settings, state.analyzers
+    settings = state.settings
     refused = refusal(ws, settings)
     if refused:
         await ws.close(code=refused)
@@ -65,11 +65,10 @@ async def stream(ws: WebSocket):
         if len(data) > settings.max_image_bytes:
             return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit"}
         try:
-            img, (width, height) = decode_upload(state, data)
+            with decoded_on_analyzer(state, data) as (worker, img, (width, height)):
+                faces = worker.track_frame(img, tracker, index)
         except UploadError as exc:
             return {"frame": index, "error": exc.detail}
-        with analyzers.use() as worker:
-            faces = worker.track_frame(img, tracker, index)
         scale = width / img.shape[1]
         return {"frame": index, "width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces]}
 
