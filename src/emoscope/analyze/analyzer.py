@@ -70,11 +70,13 @@ class Analyzer:
                  max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = DETECT_MAX_SIDE,
                  detect_every: int = DETECT_EVERY):
         self.classifier = ExpressionClassifier(model, threads, flip_tta, align)
-        kw = {"score_threshold": min_score, "max_side": detect_max_side} if detector == "yunet" else {}
+        yunet = detector == "yunet"
+        kw = {"score_threshold": min_score, "max_side": detect_max_side, "threads": threads} if yunet else {}
         self.detector = create_detector(detector, detector_model, **kw)
-        # a second YuNet with a fixed small input for the windows around tracked faces
-        self.local_detector = (create_detector(detector, detector_model, score_threshold=min_score,
-                                               max_side=LOCAL_SIDE) if detector == "yunet" else None)
+        # a second YuNet with a fixed small input for the windows around tracked faces (one thread:
+        # more only add synchronisation at 96 px, 0.60 against 0.41 ms)
+        self.local_detector = (create_detector(detector, detector_model, **{**kw, "max_side": LOCAL_SIDE, "threads": 1})
+                               if yunet else None)
         self.detect_every = check_every(detect_every)
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
