@@ -48,6 +48,23 @@ def test_yunet_lookup_order(tmp_path, monkeypatch, yunet):
         yunet_model(download=False)
 
 
+@pytest.mark.parametrize("name,scale", [("facerec_obama.jpg", 1.0), ("facerec_two_people.jpg", 1.0),
+                                        ("skimage_astronaut.png", 1.0), ("facerec_two_people.jpg", 0.37)])
+def test_yunet_on_onnxruntime_matches_opencv(yunet, samples, name, scale):
+    """The onnxruntime YuNet decodes and suppresses as OpenCV's FaceDetectorYN does: the same
+    faces, boxes, landmarks and scores (odd sizes exercise the padding to multiples of 32)."""
+    from emoscope.runtime import YuNetDetector
+    img = cv2.imread(os.path.join(samples, name))
+    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else img
+    ref = cv2.FaceDetectorYN.create(yunet, "", (img.shape[1], img.shape[0]), 0.6, 0.3, 5000)
+    expected = ref.detect(img)[1]
+    expected = np.zeros((0, 15), np.float32) if expected is None else expected[np.argsort(-expected[:, 14])]
+    ours = YuNetDetector(yunet, max_side=10_000)._raw(img)
+    ours = ours[np.argsort(-ours[:, 14])]
+    assert len(expected) >= 1 and ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=0.01)
+
+
 def test_one_and_two_faces(analyzer, samples):
     faces = analyzer.analyze(os.path.join(samples, "facerec_obama.jpg"))
     assert len(faces) == 1
