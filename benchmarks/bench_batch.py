@@ -1,5 +1,5 @@
 """`emoscope batch` throughput, all in one run on the same inputs:
-- photos: web_faces photos (160x160) on the local engine with 1 and 2 workers, and on Ray Data
+- photos: the web_faces photos (160x160; all 7,581 by default) on the local engine with 1 and 2 workers, and on Ray Data
   with 1 and 2 actors (a local Ray instance, started once before the timed runs);
 - videos: copies of the sample clip, one video per unit, on both engines with 1 and 2 workers;
 - the ratios the targets name (local 2 workers / 1 worker; Ray / local at the same worker count)
@@ -9,7 +9,7 @@ each is repeated (`--repeats`) and the fastest kept, as the spread between runs 
 is larger than the differences measured.
 The start-up cost of each engine (a job of 8 photos) is measured too, and the ratios are also given
 after start-up ("steady"), which is what a long job sees.
-Usage: python benchmarks/bench_batch.py [--photos 4000] [--videos 4] [--repeats 2] [--out results.json]
+Usage: python benchmarks/bench_batch.py [--photos 7581] [--videos 4] [--repeats 2] [--out results.json]
 """
 
 import argparse
@@ -59,7 +59,7 @@ def timed(sources: list[str], engine: str, workers: int, out: str, repeats: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=int, default=4000)
+    ap.add_argument("--photos", type=int, default=7581, help="web_faces photos to use (7,581: all)")
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2, help="runs of each configuration; the fastest is kept")
     ap.add_argument("--out", help="write the results as JSON here")
@@ -70,6 +70,7 @@ def main() -> None:
                "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         photos, videos = make_inputs(tmp, args.photos, args.videos)
+        results["photos"] = len(photos)
         for engine in ("local", "ray"):
             for workers in (1, 2):
                 results[f"startup_s_{engine}_{workers}"] = timed(photos[:8], engine, workers,

@@ -96,7 +96,10 @@ def run_ray(units: list[list[str]], analyzer_options: dict, every: int, workers:
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
     ds = ray.data.from_items([{"unit": json.dumps(u)} for u in units], override_num_blocks=min(len(units), 5000))
+    # two units queued per actor: with Ray Data's default of one, an actor idles between units
+    # until the executor hands it the next (measured: 0.82 of the local engine's rate, then 0.99)
+    pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers,
+                                      max_tasks_in_flight_per_actor=2)
     ds = ds.map_batches(SourceWorker, fn_constructor_args=(analyzer_options, every), batch_size=1,
-                        batch_format="pandas", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
-                        num_cpus=threads)
+                        batch_format="pandas", compute=pool, num_cpus=threads)
     yield from ds.iter_batches(batch_size=None, batch_format="pandas")
