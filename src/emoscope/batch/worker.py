@@ -47,6 +47,7 @@ class SourceWorker:
     Ray Data actor, so both engines produce the same rows."""
 
     def __init__(self, analyzer_options: dict, every: int = 1):
+        cv2.setNumThreads(max(1, analyzer_options.get("threads") or 1))  # a worker is its share of the cores
         self.analyzer = Analyzer(**analyzer_options)
         self.every = every
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
