@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .assets import yunet_model
+from .session import cpu_session
 
 
 DETECT_MAX_SIDE = 640  # frames are scaled so their longer side is at most this before detection
@@ -54,16 +55,10 @@ class YuNetDetector(FaceDetector):
 
     def __init__(self, model_path: str | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  max_side: int = DETECT_MAX_SIDE, top_k: int = 5000, threads: int = 0):
-        import onnxruntime as ort
         self.model_path = yunet_model(model_path)
         self.max_side = max_side
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(self.model_path, opts, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(self.model_path, threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in self.STRIDES]
 
