@@ -19,7 +19,7 @@ router = APIRouter()
 
 
 @contextmanager
-def decoded_on_analyzer(state, data: bytes):
+def decoded_for_analysis(state, data: bytes):
     """Check the upload (sniff, header, decode size) at once; decode it, scaled to
     `decode_max_side`, in one of the few decode slots; then wait for an analyzer. Yields the
     analyzer, the BGR image and the original (width, height). The decode's memory stays reserved
@@ -42,7 +42,7 @@ def decoded_on_analyzer(state, data: bytes):
 
 def analyze_image(state, data: bytes, annotate: bool) -> dict:
     """Analyse on a pooled analyzer; boxes in the upload's own pixels."""
-    with decoded_on_analyzer(state, data) as (worker, img, (width, height)):
+    with decoded_for_analysis(state, data) as (worker, img, (width, height)):
         t0 = time.perf_counter()
         faces = worker.analyze(img)
     scale = width / img.shape[1] if img.shape[1] else 1.0

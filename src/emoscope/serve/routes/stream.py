@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...analyze import Tracker
 from ..uploads import UploadError
-from .images import decoded_on_analyzer
+from .images import decoded_for_analysis
 
 router = APIRouter()
 
@@ -65,7 +65,7 @@ async def stream(ws: WebSocket):
         if len(data) > settings.max_image_bytes:
             return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit"}
         try:
-            with decoded_on_analyzer(state, data) as (worker, img, (width, height)):
+            with decoded_for_analysis(state, data) as (worker, img, (width, height)):
                 faces = worker.track_frame(img, tracker, index)
         except UploadError as exc:
             return {"frame": index, "error": exc.detail}
