@@ -69,14 +69,15 @@ def file_digests(ds: Dataset) -> np.ndarray:
 
 def looks_like_face(images: np.ndarray, detector_model: str, score: float = 0.05) -> np.ndarray:
     """Max YuNet score per image after 25% mid-gray padding and upscaling to 160x160."""
-    net = cv2.FaceDetectorYN.create(detector_model, "", (160, 160), score, 0.3, 10)
+    from ..runtime.detector import YuNetDetector
+    detector = YuNetDetector(detector_model, score_threshold=score, top_k=10)
     best = np.zeros(len(images), np.float32)
     for i, img in enumerate(images):
         g = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         h, w = g.shape[:2]
         padded = cv2.copyMakeBorder(g, h // 4, h // 4, w // 4, w // 4, cv2.BORDER_CONSTANT, value=(127, 127, 127))
-        _, faces = net.detect(cv2.resize(padded, (160, 160), interpolation=cv2.INTER_LINEAR))
-        best[i] = faces[:, 14].max() if faces is not None else 0.0
+        faces = detector.detect(cv2.resize(padded, (160, 160), interpolation=cv2.INTER_LINEAR))
+        best[i] = faces[0].score if faces else 0.0
     return best
 
 

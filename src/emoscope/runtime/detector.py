@@ -45,7 +45,7 @@ class FaceDetector:
 class YuNetDetector(FaceDetector):
     """YuNet (the 2023 anchor-free ONNX model of the OpenCV Zoo) run by onnxruntime, with the
     decoding and non-maximum suppression of OpenCV's FaceDetectorYN: 1.75x faster than
-    FaceDetectorYN on one thread (8.2 against 14.4 ms at 640x480), the same boxes. Large frames
+    FaceDetectorYN on one thread (9.6 against 14.4 ms at 640x480), the same boxes. Large frames
     are scaled so the longer side is at most `max_side` before detection; boxes come back in
     original pixels, clipped to the image. `threads`: onnxruntime intra-op threads (0: its
     default)."""

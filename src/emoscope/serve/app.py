@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, with `settings`, the analyzer pool and the video jobs in `app.state`."""
     settings = settings or Settings()
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
-    cv2.setNumThreads(threads)  # OpenCV's pool (the detector) is process-wide: share the cores out too
+    cv2.setNumThreads(threads)  # OpenCV's pool (resizes, colour conversions) is process-wide: share it out too
     analyzers = AnalyzerPool(lambda: Analyzer(settings.model, detector_model=settings.detector_model, threads=threads,
                                               detect_max_side=settings.detect_max_side, max_faces=settings.max_faces),
                              settings.workers)
