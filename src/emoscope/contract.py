@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from .metrics import softmax
+
 # Applied after scaling pixels to [0, 1]: x = (pixel / 255 - mean) / std.
 NORM_MEAN, NORM_STD = 0.5, 0.5
 IMG_SIZE = 48                     # FER2013's side; the default input of every expression model
@@ -54,6 +56,9 @@ class ModelMeta:
     temperature: float = 1.0
     output: str = "logits"                    # logits | probabilities
     extra: dict = field(default_factory=dict)  # architecture, producer, holdout, metrics, valence, ...
+    # Added to logits / temperature before the softmax: per-class offsets fitted on validation
+    # photos so that every expression is recalled, not only the frequent ones (export).
+    class_bias: list[float] | None = None
 
     @property
     def channels(self) -> int:
@@ -65,8 +70,16 @@ class ModelMeta:
                  "color": self.color, "mean": json.dumps(self.mean), "std": json.dumps(self.std),
                  "crop": json.dumps(asdict(self.crop)), "temperature": json.dumps(round(float(self.temperature), 4)),
                  "output": self.output}
+        if self.class_bias is not None:
+            props["class_bias"] = json.dumps([round(float(b), 4) for b in self.class_bias])
         props.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in self.extra.items()})
         return props
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (N, classes) from the model's raw outputs."""
+        if self.output == "probabilities":
+            return np.asarray(logits, np.float32)
+        return softmax(logits, self.temperature, self.class_bias).astype(np.float32)
 
     @classmethod
     def from_props(cls, props: dict[str, str], where: str = "model") -> "ModelMeta":
@@ -76,7 +89,7 @@ class ModelMeta:
                                      f"(see docs/model-card.md)")
         size = json.loads(props["input_size"])
         size = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
-        known = set(REQUIRED_KEYS) | {"crop", "temperature", "output"}
+        known = set(REQUIRED_KEYS) | {"crop", "temperature", "output", "class_bias"}
         extra = {}
         for k, v in props.items():
             if k not in known:
@@ -86,7 +99,8 @@ class ModelMeta:
                     extra[k] = v
         return cls(json.loads(props["classes"]), size, props["color"], json.loads(props["mean"]),
                    json.loads(props["std"]), CropRule.from_dict(json.loads(props.get("crop", "{}"))),
-                   float(json.loads(props.get("temperature", "1.0"))), props.get("output", "logits"), extra)
+                   float(json.loads(props.get("temperature", "1.0"))), props.get("output", "logits"), extra,
+                   json.loads(props["class_bias"]) if "class_bias" in props else None)
 
 
 def is_onnx_path(model: str) -> bool:

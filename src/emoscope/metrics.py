@@ -40,8 +40,24 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[st
     }
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+# Balanced accuracy that chooses anything (checkpoints, class offsets) averages the recall of the
+# classes with at least this many validation images: web_faces val holds 2 fear photos, whose
+# recall would be a coin toss.
+BALANCE_MIN_SUPPORT = 10
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, min_support: int = 1) -> float:
+    """Mean recall over the classes with at least `min_support` true samples."""
+    pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
+    counted = pc["support"] >= max(1, min_support)
+    return float(pc["recall"][counted].mean()) if counted.any() else 0.0
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias=None) -> np.ndarray:
+    """softmax(logits / temperature + bias), row by row."""
     z = np.asarray(logits, np.float64) / temperature
+    if bias is not None:
+        z = z + np.asarray(bias, np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

@@ -37,6 +37,7 @@ class Dataset:
     orig_sizes: np.ndarray  # (N, 2) width, height before resizing
     orig_modes: np.ndarray  # PIL mode of each source file (L, RGB, RGBA, I;16, ...)
     skipped: list[Skipped] = field(default_factory=list)
+    soft: np.ndarray | None = None  # (N, C) float32 target distributions (FER+ votes), when known
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -44,16 +45,40 @@ class Dataset:
     def select(self, mask: np.ndarray) -> "Dataset":
         return Dataset(self.images[mask], self.labels[mask], self.splits[mask], self.ids[mask],
                        self.classes, self.layout, self.source, self.orig_sizes[mask],
-                       self.orig_modes[mask], self.skipped)
+                       self.orig_modes[mask], self.skipped, None if self.soft is None else self.soft[mask])
+
+    def targets(self) -> np.ndarray:
+        """(N, C) float32 training targets: the soft targets when known, else one-hot labels."""
+        if self.soft is not None:
+            return self.soft
+        return np.eye(len(self.classes), dtype=np.float32)[self.labels]
 
     @classmethod
     def concat(cls, parts: list["Dataset"]) -> "Dataset":
         """One dataset of several with the same classes, image size and colour."""
         first = parts[0]
+        soft = np.concatenate([p.targets() for p in parts]) if any(p.soft is not None for p in parts) else None
         return cls(*(np.concatenate([getattr(p, k) for p in parts])
                      for k in ("images", "labels", "splits", "ids")), first.classes, first.layout, first.source,
                    np.concatenate([p.orig_sizes for p in parts]), np.concatenate([p.orig_modes for p in parts]),
-                   [s for p in parts for s in p.skipped])
+                   [s for p in parts for s in p.skipped], soft)
+
+    def with_votes(self, path: str) -> "Dataset":
+        """FER2013 relabelled by the FER+ votes in `path` (`emoscope.data.ferplus`): every split is
+        labelled by FER+'s majority rule, and the training split also carries the vote
+        distributions as soft targets. Images without votes or not faces by the votes are left
+        out, and so are val and test images without a majority (they have no label to score)."""
+        from .ferplus import majority_labels, soft_targets, votes_for
+        votes = votes_for(self.ids, path)
+        has = votes[:, 0] >= 0
+        majority = majority_labels(np.maximum(votes, 0), self.classes)
+        soft, usable = soft_targets(np.maximum(votes, 0), self.classes)
+        train = self.splits == "train"
+        keep = has & np.where(train, usable, majority >= 0)
+        out = self.select(keep)
+        out.labels = np.where(majority[keep] >= 0, majority[keep], soft[keep].argmax(1))
+        out.soft = soft[keep]
+        return out
 
     def split(self, name: str) -> "Dataset":
         return self.select(self.splits == name)
@@ -112,6 +137,10 @@ class Dataset:
         own = np.array([index.get(c, -1) for c in self.classes], np.int64)
         out = self.select(own[self.labels] >= 0)
         out.labels = own[out.labels]
+        if out.soft is not None:
+            cols = np.array([self.classes.index(c) if c in self.classes else -1 for c in classes])
+            soft = np.where(cols >= 0, out.soft[:, np.maximum(cols, 0)], 0.0)
+            out.soft = (soft / np.maximum(soft.sum(1, keepdims=True), 1e-9)).astype(np.float32)
         out.classes = list(classes)
         return out
 
@@ -234,8 +263,10 @@ def run_sources(cfg: dict, verbose: bool = False) -> list[Source]:
     cut to their largest detected face by the run's crop rule when `faces`), relabelled into the
     primary's classes (classes the primary lacks, e.g. contempt, are left out)."""
     size, color = cfg["img_size"], cfg["color"]
-    primary = training_view(load_dataset(cfg["data"], size, color, verbose=verbose),
-                            **{k: cfg[k] for k in HOLDOUT_KEYS if k in cfg})
+    primary = load_dataset(cfg["data"], size, color, verbose=verbose)
+    if cfg.get("votes"):
+        primary = primary.with_votes(cfg["votes"])
+    primary = training_view(primary, **{k: cfg[k] for k in HOLDOUT_KEYS if k in cfg})
     extra = cfg.get("sources") or []
     out = [Source(source_name(cfg["data"]), primary, 1.0 - sum(s["weight"] for s in extra), True)]
     for s in extra:

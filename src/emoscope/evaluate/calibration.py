@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..labels import VALENCE_LABELS, ValenceRule, class_valence, valence_score
-from ..metrics import softmax
+from ..metrics import BALANCE_MIN_SUPPORT, balanced_accuracy, softmax
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -79,3 +79,32 @@ def fit_valence(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> Va
             if best_key is None or key > best_key:
                 best, best_key = rule, key
     return best
+
+
+def fit_class_bias(logits: np.ndarray, labels: np.ndarray, temperature: float, groups: np.ndarray,
+                   grid: np.ndarray = np.round(np.arange(-2.0, 2.0001, 0.1), 2), passes: int = 4) -> list[float]:
+    """Per-class offsets b for softmax(logits / T + b) that maximise the mean over `groups` (e.g.
+    the validation parts of each source) of the balanced accuracy, by coordinate ascent over
+    `grid`; ties keep the offset nearest 0. Returns all zeros when nothing helps."""
+    z = np.asarray(logits, np.float64) / temperature
+    k = z.shape[1]
+    parts = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+    def objective(b: np.ndarray) -> float:
+        pred = (z + b).argmax(1)
+        return float(np.mean([balanced_accuracy(labels[i], pred[i], k, BALANCE_MIN_SUPPORT) for i in parts]))
+
+    bias = np.zeros(k)
+    best = objective(bias)
+    for _ in range(passes):
+        changed = False
+        for c in range(k):
+            for v in sorted(grid, key=abs):
+                trial = bias.copy()
+                trial[c] = v
+                score = objective(trial)
+                if score > best + 1e-9:
+                    best, bias, changed = score, trial, True
+        if not changed:
+            break
+    return [float(b) for b in bias]

@@ -18,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-file", help="the splits as `emoscope data split` wrote them (e.g. "
                    "configs/splits/web-faces.csv)")
     p.add_argument("--detector-model", help="YuNet ONNX path for --pipeline (else $EMOSCOPE_YUNET_MODEL, cache, download)")
+    p.add_argument("--labels", default="own", choices=["own", "ferplus"],
+                   help="model-only: the dataset's own labels, or FER+'s majority rule for FER2013 images")
+    p.add_argument("--votes", help="FER+ votes file for --labels ferplus (default: fer2013-ferplus-votes.csv "
+                   "beside --data)")
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
@@ -33,7 +37,8 @@ def run(args) -> int:
         raise SystemExit("emoscope evaluate: give --model (or --pipeline to score the shipped model end to end)")
     from .evaluator import evaluate
     try:
-        r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file)
+        r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
+                     args.labels, args.votes)
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",
@@ -55,7 +60,8 @@ def run_pipeline(args) -> int:
                               args.detector_model, args.tta)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
-    keys = ("n", "faces_found", "no_face", "accuracy", "neutral_read_negative", "mean_recall_support_30",
+    keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "neutral_read_negative",
+            "mean_recall_support_30",
             "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
@@ -71,7 +77,8 @@ def record(args, model: str, out: dict, pipeline: bool) -> None:
     from ..data.dataset import source_name
     if not is_onnx_path(model):
         raise SystemExit("emoscope evaluate --record: only an ONNX file can record its metrics")
-    key = f"{source_name(args.data)}_{args.split}" + ("_pipeline" if pipeline else "") + \
+    labels = "_ferplus" if getattr(args, "labels", "own") == "ferplus" and not pipeline else ""
+    key = f"{source_name(args.data)}{labels}_{args.split}" + ("_pipeline" if pipeline else "") + \
         ("_flip" if args.tta == "flip" else "")
     numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
     record_metrics(model, key, {**numbers, "date": time.strftime("%Y-%m-%d")})

@@ -32,12 +32,13 @@ class Scorer:
             meta = self.clf.meta
             self.classes, self.size, self.color = meta.classes, meta.input_size[0], meta.color
             self.temperature = meta.temperature
+            self.class_bias = meta.class_bias
             self.holdout = meta.extra.get("holdout", {})
             self.data_hint = None
         else:
             from ..models.checkpoint import load_run_model
             self.model, cfg, self.classes = load_run_model(model)
-            self.size, self.color, self.temperature = cfg["img_size"], cfg["color"], None
+            self.size, self.color, self.temperature, self.class_bias = cfg["img_size"], cfg["color"], None, None
             self.holdout = {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}
             self.data_hint = cfg["data"]
             hist = os.path.join(model, "history.json") if os.path.isdir(model) else None
@@ -55,15 +56,26 @@ class Scorer:
         return training_view(ds, **{"val_split": 0.0, **(self.holdout or {})})
 
 
+LABEL_SOURCES = ("own", "ferplus")
+VOTES_FILE = "fer2013-ferplus-votes.csv"  # looked for beside FER2013 when no votes file is given
+
+
 def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,
-             threads: int = 0, split_file: str | None = None) -> dict:
+             threads: int = 0, split_file: str | None = None, labels: str = "own", votes: str | None = None) -> dict:
     """Model-only scores of `model` on a split of `data`: the run's own splits, or those of
-    `split_file` when given."""
+    `split_file` when given. `labels="ferplus"` scores FER2013 images by FER+'s majority rule
+    (`votes`: the votes file, default `fer2013-ferplus-votes.csv` beside the data)."""
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_SOURCES)}, not {labels!r}")
+    label_source = labels
     scorer = Scorer(model, tta, threads)
     data = data or scorer.data_hint
     if not data:
         raise ValueError("give --data: the ONNX file does not say which dataset it was trained on")
     ds = load_dataset(data, scorer.size, scorer.color, verbose=False)
+    if labels == "ferplus":
+        votes = votes or os.path.join(os.path.dirname(os.path.abspath(data)), VOTES_FILE)
+        ds = ds.with_votes(votes)
     ds = ds.with_split_file(split_file) if split_file else scorer.splits(ds)
     available = sorted(set(ds.splits.tolist()))
     part = ds if split == "all" else ds.split(split)
@@ -81,10 +93,11 @@ def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none
     if temperature is None:  # a run folder: fit T on its validation split, as export does
         val = ds.split("val").select(np.isin(ds.split("val").labels, list(mapping)))
         temperature = fit_temperature(scorer.logits(val.images), np.array([mapping[j] for j in val.labels]))
-    probs = softmax(logits, temperature)
+    probs = softmax(logits, temperature, scorer.class_bias)
     result = score(probs, labels, scorer.classes)
     result["ece_uncalibrated"] = reliability(softmax(logits, 1.0), labels)["ece"]
-    result.update({"model": model, "data": data, "split": split, "tta": tta, "temperature": temperature,
+    result.update({"model": model, "data": data, "split": split, "label_source": label_source, "tta": tta,
+                   "temperature": temperature, "class_bias": scorer.class_bias,
                    "images_per_second": round(len(labels) / seconds, 1), "excluded_classes": excluded,
                    "classes": scorer.classes})
     if out:
@@ -109,7 +122,7 @@ def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) 
     rows = "".join(f"<tr><th>{c}</th><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td>"
                    f"<td>{m['auc']:.3f}</td><td>{m['support']}</td></tr>" for c, m in result["per_class"].items())
     head = (f"<p>Model <code>{result['model']}</code> on <code>{result['data']}</code>, split "
-            f"<b>{result['split']}</b> ({result['n']:,} images), TTA {result['tta']}.</p>"
+            f"<b>{result['split']}</b> ({result['n']:,} images), labels {result['label_source']}, TTA {result['tta']}.</p>"
             f"<table><tr><th>accuracy</th><th>balanced acc.</th><th>top-2</th><th>macro-F1</th><th>weighted F1</th>"
             f"<th>macro AUC</th><th>ECE (T={result['temperature']:.3f})</th><th>ECE (T=1)</th><th>images/s</th></tr>"
             f"<tr><td>{result['accuracy']:.4f}</td><td>{result['balanced_accuracy']:.4f}</td>"

@@ -74,6 +74,7 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
     out = {
         "n": int(len(labels)), "faces_found": int(found.sum()), "no_face": int((~found).sum()),
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
+        "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "per_class_recall": {c: float(recall[i]) for i, c in enumerate(classes)},
         "support": {c: int(support[i]) for i, c in enumerate(classes)},
         "confusion_matrix": cm.tolist(),
@@ -153,9 +154,9 @@ def write_pipeline_report(result: dict, data: str, ids: list[str], labels: np.nd
     head = (f"<p>Model <code>{r['model']}</code> end to end (detector, crop, classifier) on <code>{r['data']}</code>, "
             f"split <b>{r['split']}</b> ({r['n']:,} photos; split file <code>{r['split_file']}</code>), TTA {r['tta']}. "
             f"The largest face is the prediction; a photo with no face found counts as wrong.</p>"
-            f"<table><tr><th>accuracy</th><th>faces found</th><th>no face</th><th>neutral read as negative</th>"
+            f"<table><tr><th>accuracy</th><th>balanced accuracy</th><th>faces found</th><th>no face</th><th>neutral read as negative</th>"
             f"<th>mean recall (classes with ≥ 30 photos)</th><th>valence agreement</th><th>balanced</th>"
-            f"<th>photos/s</th></tr><tr><td>{r['accuracy']:.4f}</td><td>{r['faces_found']}</td><td>{r['no_face']}</td>"
+            f"<th>photos/s</th></tr><tr><td>{r['accuracy']:.4f}</td><td>{r['balanced_accuracy']:.4f}</td><td>{r['faces_found']}</td><td>{r['no_face']}</td>"
             f"<td>{r.get('neutral_read_negative', float('nan')):.4f}</td><td>{r['mean_recall_support_30']:.4f}</td>"
             f"<td>{r['valence_agreement']:.4f}</td><td>{r['valence_agreement_balanced']:.4f}</td>"
             f"<td>{r['photos_per_second']}</td></tr></table>"

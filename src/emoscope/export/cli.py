@@ -18,6 +18,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
+    p.add_argument("--no-class-bias", action="store_true",
+                   help="do not fit per-class logit offsets on the validation parts (balanced accuracy)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--margin", type=float, help="override the run's face-box margin per side (crop rule; the run's "
@@ -43,6 +45,7 @@ def run_export(args) -> int:
     crop = {k: v for k, v in (("margin", args.margin), ("square", args.square), ("equalize", args.equalize))
             if v is not None}
     report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
-                         use_ema=not args.no_ema, int8=args.int8)
+                         use_ema=not args.no_ema, int8=args.int8,
+                         class_bias=not args.no_class_bias)
     print(json.dumps(report, indent=1))
     return 0

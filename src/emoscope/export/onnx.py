@@ -13,7 +13,7 @@ import torch
 from ..contract import NORM_MEAN, NORM_STD, CropRule, ModelMeta, normalize_u8, write_props
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, run_sources
-from ..evaluate.calibration import fit_temperature, fit_valence
+from ..evaluate.calibration import fit_class_bias, fit_temperature, fit_valence
 from ..metrics import softmax
 from ..train.config import TrainConfig
 from ..models.checkpoint import load_run_model, predict_logits
@@ -21,10 +21,12 @@ from ..models.checkpoint import load_run_model, predict_logits
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
                 crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
-                int8: str | None = None) -> dict:
+                int8: str | None = None, class_bias: bool = True) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
     the run's sources together. The valence thresholds are fitted on the validation photos of its
-    detector-cropped (real-face) sources, when it has any. `crop` overrides keys of the run's crop rule.
+    detector-cropped (real-face) sources, when it has any. With `class_bias`, per-class logit offsets
+    are fitted on the same validation parts to maximise their mean balanced accuracy (applied
+    before the valence fit). `crop` overrides keys of the run's crop rule.
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
 
     Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
@@ -40,11 +42,13 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     torch_logits = predict_logits(model, val.images, channels_last=False, bf16=False)
     if temperature is None:
         temperature = fit_temperature(torch_logits, val.labels)
+    source_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(vals)])
+    bias = fit_class_bias(torch_logits, val.labels, temperature, source_of) if class_bias else None
     valence = None
     real = np.concatenate([np.full(len(v), i > 0 and bool(cfg["sources"][i - 1].get("faces")))
                            for i, v in enumerate(vals)])
     if real.any():
-        valence = fit_valence(softmax(torch_logits[real], temperature), val.labels[real], classes).to_dict()
+        valence = fit_valence(softmax(torch_logits[real], temperature, bias), val.labels[real], classes).to_dict()
     in_chans = 1 if cfg["color"] == "gray" else 3
     dummy = torch.zeros(2, in_chans, size, size)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -56,7 +60,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     if valence:
         extra["valence"] = valence
     meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, CropRule.from_dict({**cfg["crop"], **(crop or {})}),
-                     float(temperature), extra={**extra, **(extra_meta or {})})
+                     float(temperature), extra={**extra, **(extra_meta or {})}, class_bias=bias)
     write_props(proto, meta.to_props())
     onnx.checker.check_model(proto)
     onnx.save(proto, out)
@@ -65,7 +69,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     ort_logits = sess.run(None, {"input": x[:512]})[0]
     diff = float(np.abs(ort_logits - torch_logits[:512]).max())
     report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
-              "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
+              "class_bias": bias, "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
     if int8:
         report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:1024]))
     return report

@@ -9,7 +9,6 @@ import numpy as np
 import onnxruntime as ort
 
 from ..contract import ModelMeta, crop_face, is_onnx_path, normalize_u8
-from ..metrics import softmax
 from .assets import embedded_model
 from .session import cpu_session
 
@@ -70,10 +69,7 @@ class ExpressionClassifier:
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, classes) for uint8 crops."""
-        y = self.logits(crops)
-        if self.meta.output == "probabilities":
-            return y
-        return softmax(y, self.meta.temperature).astype(np.float32)
+        return self.meta.probabilities(self.logits(crops))
 
     def predict_faces(self, image: np.ndarray, boxes, landmarks=None) -> np.ndarray:
         """Probabilities for each box in `image`."""

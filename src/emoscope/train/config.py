@@ -45,6 +45,8 @@ class TrainConfig:
     (train/cli.py) and every run saves its resolved copy as config.json."""
 
     data: str = opt("", "dataset folder, .zip or .csv (the primary source)")
+    votes: str = opt("", "FER+ votes file for a FER2013 primary: majority-rule labels, vote distributions as "
+                     "training targets (emoscope.data.ferplus)")
     out: str = opt("runs/default", "run folder")
     model: str = opt("resnet_fer_s", "registered model name (see `emoscope models`)")
     model_kwargs: dict = opt(help="keyword arguments of the model", cli=False, factory=dict)
@@ -85,8 +87,9 @@ class TrainConfig:
     # targets), class_weights ({class: sampling factor}).
     sources: list[dict] = opt(help="more training sources", cli=False, factory=list)
     crop: dict = opt(help="face crop rule, recorded in exports", cli=False, factory=lambda: asdict(CropRule()))
-    monitor: str = opt("val_acc", "what picks best.pt: accuracy or macro-F1 of the primary's val split, or the "
-                       "mean accuracy over every source's val split", ("val_acc", "val_f1", "val_mean"))
+    monitor: str = opt("val_acc", "what picks best.pt: accuracy or macro-F1 of the primary's val split, the "
+                       "mean accuracy over every source's val split, or the mean balanced accuracy over them",
+                       ("val_acc", "val_f1", "val_mean", "val_bal"))
     early_stop: int = opt(0, "patience in epochs (0: off)")
     seed: int = opt(0, "seed")
     threads: int = opt(0, "torch threads (0: all cores)")

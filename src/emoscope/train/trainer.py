@@ -119,6 +119,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.train_u8 = torch.from_numpy(self.train_set.images)
         self.train_y = torch.from_numpy(self.train_set.labels)
+        self.train_targets = torch.from_numpy(self.train_set.targets())
         self.distilled = torch.from_numpy(np.array([s.distill for s in self.sources])[self.train_source])
         self.teachers = self._load_teachers()
         self.teacher_probs = self._teacher_probs() if self.teachers and not cfg.distill_online else None
@@ -305,11 +306,10 @@ class Trainer:
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
                        dynamic_ncols=True, mininterval=2.0, file=sys.stderr)
         loss_sum, correct, seen = 0.0, 0, 0
-        num_classes = len(self.classes)
         for idx in bar:
             x = augment(to_input(self.train_u8[idx]), cfg.augment, g)
             y = self.train_y[idx]
-            target = F.one_hot(y, num_classes).float()
+            target = self.train_targets[idx]
             distilled = self.distilled[idx, None]
             if self.teacher_probs is not None:
                 blend = (1 - cfg.distill) * target + cfg.distill * self.teacher_probs[idx]
@@ -358,7 +358,8 @@ class Trainer:
                                 device=self.device)
         loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
         s = metrics.summary(labels, logits.argmax(1), len(self.classes))
-        return {"loss": loss, "acc": s["accuracy"], "f1": s["macro_f1"]}
+        bal = metrics.balanced_accuracy(labels, logits.argmax(1), len(self.classes), metrics.BALANCE_MIN_SUPPORT)
+        return {"loss": loss, "acc": s["accuracy"], "f1": s["macro_f1"], "bal": bal}
 
     def fit(self, resume: bool = False, on_epoch_end=None) -> list[dict]:
         """Train to `cfg.epochs`. `on_epoch_end(row)` runs after each epoch's checkpoint (e.g. a
@@ -389,7 +390,9 @@ class Trainer:
                    "val_loss": round(val["loss"], 5), "val_acc": round(val["acc"], 5), "val_f1": round(val["f1"], 5)}
             if len(vals) > 1:
                 row.update({f"val_acc_{s.name}": round(v["acc"], 5) for s, v in zip(self.sources[1:], vals[1:])})
+            row.update({f"val_bal_{s.name}": round(v["bal"], 5) for s, v in zip(self.sources, vals)})
             row.update({"val_mean": round(float(np.mean([v["acc"] for v in vals])), 5),
+                        "val_bal": round(float(np.mean([v["bal"] for v in vals])), 5),
                         "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 2),
                         "images_per_second": round(self.steps_per_epoch * cfg.batch_size * self.world / seconds, 1)})
             self.history.append(row)
@@ -407,6 +410,7 @@ class Trainer:
                 atomic_save(state, os.path.join(cfg.out, "last.pt"))
                 self._write_history()
                 extra = "".join(f" val_acc_{s.name} {v['acc']:.4f}" for s, v in zip(self.sources[1:], vals[1:]))
+                extra += f" val_bal {row['val_bal']:.4f}"
                 print(f"epoch {epoch + 1}/{cfg.epochs} train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
                       f"val_acc {val['acc']:.4f} val_f1 {val['f1']:.4f}{extra} lr {row['lr']:.4g} "
                       f"{seconds:.1f}s{' *' if improved else ''}", file=sys.stderr, flush=True)
