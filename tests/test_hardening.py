@@ -4,6 +4,7 @@ WebSocket key and origin, and, on a real server on loopback, header/body/idle ti
 limits, a disconnecting client and the key kept out of the logs."""
 
 import io
+import json
 import os
 import socket
 import struct
@@ -250,7 +251,8 @@ def test_allowed_hosts(photo):
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     args = ["--workers", "1", "--threads", "1", "--detector-model", shared_path("models", "face_detection_yunet.onnx"),
-            "--header-timeout-s", "1", "--body-timeout-s", "1", "--keepalive-timeout-s", "1", "--max-header-kb", "16"]
+            "--header-timeout-s", "1", "--body-timeout-s", "1", "--keepalive-timeout-s", "1", "--max-header-kb", "16",
+            "--stream-idle-timeout-s", "3", "--max-connections-per-client", "40"]
     with serve_process(*args, env=dict(os.environ, EMOSCOPE_API_KEY="s3cret-key-42"), log=str(log)) as (_, port):
         yield port, log
 
@@ -347,3 +349,108 @@ def test_key_never_logged_and_disconnects_are_one_line(server, photo):
     text = log.read_text()
     assert key not in text and "api_key=***" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_websocket_outlives_the_header_timeout_and_closes_when_silent(server, photo):
+    """The head timeout (1 s here) no longer cuts a live camera: a frame every 0.5 s for 4 s gets
+    every answer; then 3 s of silence closes the stream with 1001 and a reason."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    port, _ = server
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", additional_headers={"X-API-Key": "s3cret-key-42"}) as ws:
+        answers = []
+        for _ in range(8):
+            ws.send(photo)
+            answers.append(json.loads(ws.recv(timeout=30)))
+            time.sleep(0.5)
+        assert len(answers) == 8 and all("faces" in a for a in answers)
+        t = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1001 and "no frame" in closed.value.rcvd.reason
+        assert 2.0 < time.monotonic() - t < 6
+
+
+@pytest.mark.slow
+def test_idle_sockets_never_lock_out_requests(server):
+    """1,000 idle sockets from one address: the oldest idle ones are closed as new ones arrive
+    (40 per client here), and /health answers at once throughout."""
+    port, _ = server
+    socks = []
+    for i in range(1000):
+        socks.append(socket.create_connection(("127.0.0.1", port)))
+        if i % 250 == 249:
+            t = time.perf_counter()
+            answer = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200") and time.perf_counter() - t < 1
+    open_now = 0
+    for s in socks:
+        s.settimeout(0.05)
+        try:
+            open_now += s.recv(1) != b""
+        except socket.timeout:
+            open_now += 1
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert open_now <= 40
+
+
+def test_scan_bomb_jpeg_is_refused_before_decoding(photo):
+    from emoscope.images import MAX_JPEG_SCANS, ImageDecodeError, probe_image
+    bomb = photo[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" * (MAX_JPEG_SCANS + 1) + b"\xff\xd9"
+    with pytest.raises(ImageDecodeError, match="scans"):
+        probe_image(bomb)
+    probe_image(photo)
+    with make_client() as c:
+        r = c.post("/v1/analyze", content=bomb)
+        assert r.status_code == 422 and "scans" in r.json()["error"]
+
+
+def test_upload_bodies_count_against_a_budget(photo):
+    with make_client(upload_budget_mb=1.0) as c:
+        big = b"\xff\xd8\xff" + b"\x00" * 1_500_000
+        r = c.post("/v1/analyze", content=big)
+        assert r.status_code == 503 and r.json()["status"] == 503 and r.headers["retry-after"] == "1"
+        assert c.post("/v1/analyze", content=photo).status_code == 200
+        assert c.app.state.upload_budget.used == 0
+
+
+def test_websocket_frames_go_through_admission(photo):
+    with make_client(max_queued_requests=0, workers=1) as c:
+        with c.websocket_connect("/v1/stream") as ws:
+            ws.send_bytes(photo)
+            assert "faces" in ws.receive_json()
+            c.app.state.admission.inside = c.app.state.admission.limit  # the line is full
+            ws.send_bytes(photo)
+            busy = ws.receive_json()
+            assert busy["status"] == 503 and "busy" in busy["error"]
+            c.app.state.admission.inside = 0
+    with make_client(max_streams=1) as c:
+        with c.websocket_connect("/v1/stream") as first:
+            with pytest.raises(WebSocketDisconnect) as refused:
+                with c.websocket_connect("/v1/stream") as second:
+                    second.receive_json()
+            assert refused.value.code == 1013
+            first.send_bytes(photo)
+            assert "faces" in first.receive_json()
+
+
+def test_slot_waits_end_at_the_deadline(photo):
+    """A request whose time is up leaves no thread waiting for a decode slot or an analyzer."""
+    from emoscope.serve.routes.images import analyze_image
+    from emoscope.serve.uploads import UploadError
+    with make_client(workers=1) as c:
+        state = c.app.state
+        assert state.decode_slots.acquire()
+        t = time.monotonic()
+        with pytest.raises(UploadError) as busy:
+            analyze_image(state, photo, False, time.monotonic() + 0.3)
+        assert busy.value.status_code == 503 and time.monotonic() - t < 1.5
+        state.decode_slots.release()
+        with state.analyzers.use():
+            with pytest.raises(UploadError) as busy:
+                analyze_image(state, photo, False, time.monotonic() + 0.3)
+            assert busy.value.status_code == 503
+        assert analyze_image(state, photo, False, time.monotonic() + 30)["faces"]

@@ -7,6 +7,7 @@ PIL does the decoding because it notices truncated files, honours EXIF orientati
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -14,7 +15,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from .media import sniff_image
+
 DEFAULT_MAX_PIXELS = 50_000_000
+MAX_IMAGE_FILE_BYTES = 512 * 2**20  # an image file larger than this is refused before it is read
+# A progressive JPEG decodes its image once per scan. Encoders write about 10 scans; a "scan
+# bomb" repeats its smallest scan thousands of times and took 432 s to decode at 14 MB.
+MAX_JPEG_SCANS = 100
 
 
 class ImageDecodeError(ValueError):
@@ -82,6 +89,11 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
         raise ImageDecodeError(f"the image claims to be {w}x{h} pixels")
     if w * h > max_pixels:
         raise ImageDecodeError(f"image is {w}x{h}, over the {max_pixels:,}-pixel limit")
+    if fmt == "JPEG":
+        scans = data.count(b"\xff\xda")  # start-of-scan markers (0xFF is escaped inside scan data)
+        if scans > MAX_JPEG_SCANS:
+            raise ImageDecodeError(f"the JPEG has {scans:,} scans, over the limit of {MAX_JPEG_SCANS} "
+                                   f"(re-save it as an ordinary JPEG)")
     depth = 2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1
     return ImageInfo(w, h, Image.getmodebands(mode), depth, fmt)
 
@@ -148,6 +160,14 @@ def decode_image(data: bytes, color: str = "bgr", max_pixels: int = DEFAULT_MAX_
 
 
 def read_image(path: str, color: str = "bgr", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read and decode an image file from disk."""
+    """Read and decode an image file from disk. Its size and its first bytes are checked before
+    the whole file is read, so a huge or mislabelled file costs no memory."""
     with open(path, "rb") as f:
-        return decode_image(f.read(), color, max_pixels)
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise ImageDecodeError(f"the file is {size / 2**20:,.0f} MB, over the "
+                                   f"{MAX_IMAGE_FILE_BYTES / 2**20:,.0f} MB limit for an image")
+        head = f.read(16)
+        if sniff_image(head) is None:
+            raise ImageDecodeError("not an image file (JPEG, PNG, GIF, BMP, TIFF or WebP, judged by content)")
+        return decode_image(head + f.read(), color, max_pixels)

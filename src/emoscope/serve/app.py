@@ -26,7 +26,7 @@ from .jobs import JobQueue
 from .pool import AnalyzerPool
 from .routes import images, meta, stream, videos
 from .settings import Settings
-from .uploads import UploadError
+from .uploads import UploadBudget, UploadError
 
 # Starlette's own errors (unknown path, wrong method) in the same words as ours
 HTTP_MESSAGES = {404: "no such endpoint (see /docs)", 405: "this endpoint does not take that method (see /docs)"}
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings.workers + settings.max_queued_requests)
     app.state.budget = MemoryBudget(int(settings.decode_budget_mb * 2**20))
     app.state.decode_slots = threading.BoundedSemaphore(settings.workers)  # image decodes at once
+    app.state.upload_budget = UploadBudget(int(settings.upload_budget_mb * 2**20))
+    app.state.streams = {"open": 0}  # live-camera WebSockets (event loop only)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"])

@@ -44,9 +44,12 @@ def run(args) -> int:
     from .guards import HeaderTimeoutH11
     settings = settings_from_args(args)
     HeaderTimeoutH11.header_timeout = settings.header_timeout_s
+    HeaderTimeoutH11.max_connections = settings.max_connections
+    HeaderTimeoutH11.max_per_client = settings.max_connections_per_client
     uvicorn.run(create_app(settings), host=args.host, port=args.port, http=HeaderTimeoutH11,
                 h11_max_incomplete_event_size=settings.max_header_kb * 1024,
-                timeout_keep_alive=int(settings.keepalive_timeout_s), limit_concurrency=1000,
+                timeout_keep_alive=int(settings.keepalive_timeout_s),
+                ws_max_size=settings.max_image_bytes + 1024, ws_max_queue=2, ws_ping_interval=20.0, ws_ping_timeout=20.0,
                 proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None)
     return 0

@@ -25,7 +25,8 @@ class AnalyzerPool:
         return len(self.free)
 
     @contextmanager
-    def use(self):
+    def use(self, timeout: float | None = None):
+        """An analyzer for the block, or None when none came free within `timeout` seconds."""
         with self._lock:
             if self.free and not self._waiting:
                 analyzer = self.free.pop()
@@ -33,9 +34,14 @@ class AnalyzerPool:
             else:
                 slot = [threading.Event(), None]
                 self._waiting.append(slot)
-        if slot is not None:
-            slot[0].wait()
-            analyzer = slot[1]
+        if slot is not None and not slot[0].wait(timeout):
+            with self._lock:
+                if slot[1] is None:  # still waiting: leave the line
+                    self._waiting.remove(slot)
+            if slot[1] is None:
+                yield None
+                return
+        analyzer = analyzer if slot is None else slot[1]
         try:
             yield analyzer
         finally:

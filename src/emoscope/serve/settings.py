@@ -34,6 +34,8 @@ class Settings:
                                       "what its header says it needs; one that needs more is refused with 413)")
     decode_max_side: int = setting(2560, "images are scaled on decode so the longer side is at most this "
                                    "(JPEG decodes at that size directly)")
+    upload_budget_mb: float = setting(256.0, "memory all upload bodies being received may hold at once, in MB "
+                                      "(each reserves its declared size; one that does not fit gets 503)")
     max_faces: int = setting(100, "faces analysed per image or frame (the surest first)")
     max_queued_requests: int = setting(30, "image requests waiting for an analyzer; one more gets 503 at once "
                                        "(with the workers, at most 32 inside: under the 40 threads that serve "
@@ -51,6 +53,12 @@ class Settings:
     header_timeout_s: float = setting(10.0, "seconds a client has to send a request's headers (idle connections "
                                       "are closed after this too)")
     body_timeout_s: float = setting(10.0, "seconds the server waits for each piece of a request body")
+    stream_idle_timeout_s: float = setting(60.0, "seconds a live-camera WebSocket may stay silent (no frame from "
+                                           "the client) before the server closes it; pings keep it alive otherwise")
+    max_streams: int = setting(32, "live-camera WebSockets open at once; one more is closed with code 1013")
+    max_connections: int = setting(1000, "open connections in all; past it the oldest idle one is closed")
+    max_connections_per_client: int = setting(64, "open connections from one address; past it that client's "
+                                               "oldest idle connection is closed")
     keepalive_timeout_s: float = setting(5.0, "seconds an idle keep-alive connection stays open")
     max_header_kb: int = setting(32, "largest request head (request line and headers), in KB")
     allowed_hosts: list[str] = setting(help="Host names the server answers to (default: any)", flag="--allowed-hosts",

@@ -4,6 +4,7 @@ error type whose status and message become the JSON error body."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
@@ -50,6 +51,40 @@ async def read_capped(request: Request, cap: int, timeout: float | None = None) 
     return b"".join(chunks)
 
 
+class UploadBudget:
+    """Bytes that upload bodies may hold in memory at once, counted from the event loop only. A
+    request reserves its declared size (the cap when it declares none; twice that for multipart,
+    whose file part is a second copy) before its body is read, and a request that does not fit
+    is answered 503 at once."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+
+    @asynccontextmanager
+    async def hold(self, nbytes: int):
+        if self.used + nbytes > self.total:
+            raise UploadError(503, "the server is receiving too many uploads; try again in a moment",
+                              headers={"Retry-After": "1"})
+        self.used += nbytes
+        try:
+            yield
+        finally:
+            self.used -= nbytes
+
+
+@asynccontextmanager
+async def uploaded(request: Request, cap: int):
+    """The uploaded file's bytes (`upload_bytes`), its memory held against the server's upload
+    budget until the block ends."""
+    declared = request.headers.get("content-length", "")
+    size = min(int(declared), cap) if declared.isdigit() else cap
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        size *= 2
+    async with request.app.state.upload_budget.hold(size):
+        yield await upload_bytes(request, cap)
+
+
 async def upload_bytes(request: Request, cap: int) -> bytes:
     """The uploaded file: multipart field `file` (or `image`/`video`), or the raw body."""
     body = await read_capped(request, cap, request.app.state.settings.body_timeout_s)
@@ -66,6 +101,7 @@ async def upload_bytes(request: Request, cap: int) -> bytes:
         form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
     except Exception as exc:  # malformed multipart of any kind is the client's error
         raise UploadError(400, "malformed multipart body (boundary, headers or parts)") from exc
+    del body
     for name in ("file", "image", "video"):
         item = form.get(name)
         if item is not None and hasattr(item, "read"):

@@ -12,37 +12,54 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ...images import ImageDecodeError, decode_image, probe_image
-from ..media import sniff_image
-from ..uploads import UploadError, upload_bytes
+from ...media import sniff_image
+from ..uploads import UploadError, uploaded
 
 router = APIRouter()
 
 
+def busy(what: str) -> UploadError:
+    return UploadError(503, f"the server is busy {what}; try again in a moment", headers={"Retry-After": "1"})
+
+
 @contextmanager
-def decoded_for_analysis(state, data: bytes):
+def decoded_for_analysis(state, data: bytes, deadline: float):
     """Check the upload (sniff, header, decode size) at once; decode it, scaled to
     `decode_max_side`, in one of the few decode slots; then wait for an analyzer. Yields the
     analyzer, the BGR image and the original (width, height). The decode's memory stays reserved
     from the budget until the analysis ends, so decoded images waiting for an analyzer count
     too; the slots (one per analyzer) keep a burst from decoding dozens of images at once, which
-    starved the event loop (health checks, 503s) of CPU."""
+    starved the event loop (health checks, 503s) of CPU. Every wait ends by `deadline` (a
+    `time.monotonic()` value) with a 503, so a request that has had its answer leaves no thread
+    waiting behind it."""
     s = state.settings
     if sniff_image(data[:16]) is None:
         raise UploadError(415, "not a supported image (JPEG, PNG, GIF, BMP, TIFF or WebP, judged by content)")
     try:
         info = probe_image(data, s.max_pixels)
-        with state.budget.reserve(info.decode_bytes(s.decode_max_side), s.request_timeout_s):
-            with state.decode_slots:
+        with state.budget.reserve(info.decode_bytes(s.decode_max_side), left(deadline)):
+            if not state.decode_slots.acquire(timeout=left(deadline)):
+                raise busy("decoding other images")
+            try:
                 img = decode_image(data, "bgr", s.max_pixels, s.decode_max_side)
-            with state.analyzers.use() as worker:
+            finally:
+                state.decode_slots.release()
+            with state.analyzers.use(left(deadline)) as worker:
+                if worker is None:
+                    raise busy("analysing other images")
                 yield worker, img, (info.width, info.height)
     except ImageDecodeError as exc:
         raise UploadError(422, f"cannot decode the image: {exc}") from exc
 
 
-def analyze_image(state, data: bytes, annotate: bool) -> dict:
+def left(deadline: float) -> float:
+    """Seconds until `deadline` (never negative)."""
+    return max(0.0, deadline - time.monotonic())
+
+
+def analyze_image(state, data: bytes, annotate: bool, deadline: float) -> dict:
     """Analyse on a pooled analyzer; boxes in the upload's own pixels."""
-    with decoded_for_analysis(state, data) as (worker, img, (width, height)):
+    with decoded_for_analysis(state, data, deadline) as (worker, img, (width, height)):
         t0 = time.perf_counter()
         faces = worker.analyze(img)
     scale = width / img.shape[1] if img.shape[1] else 1.0
@@ -59,9 +76,16 @@ def analyze_image(state, data: bytes, annotate: bool) -> dict:
 async def analyze(request: Request, annotate: bool = False) -> dict:
     state = request.app.state
     with state.admission.enter():  # a full line is answered 503 before the upload is read
-        data = await upload_bytes(request, state.settings.max_image_bytes)
-        try:
-            return await asyncio.wait_for(run_in_threadpool(analyze_image, state, data, annotate),
-                                          state.settings.request_timeout_s)
-        except asyncio.TimeoutError as exc:
-            raise UploadError(503, "analysis timed out; try a smaller image", headers={"Retry-After": "1"}) from exc
+        async with uploaded(request, state.settings.max_image_bytes) as data:
+            return await analyzed_in_time(state, analyze_image, data, annotate)
+
+
+async def analyzed_in_time(state, fn, data: bytes, *args):
+    """`fn(state, data, *args, deadline)` in a worker thread, answered 503 when it takes longer
+    than the request timeout; its waits end by the same deadline, so its thread follows soon."""
+    timeout = state.settings.request_timeout_s
+    deadline = time.monotonic() + timeout
+    try:
+        return await asyncio.wait_for(run_in_threadpool(fn, state, data, *args, deadline), timeout)
+    except asyncio.TimeoutError as exc:
+        raise UploadError(503, "analysis timed out; try a smaller image", headers={"Retry-After": "1"}) from exc

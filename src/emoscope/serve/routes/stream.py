@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.concurrency import run_in_threadpool
 
 from ...analyze import Tracker
 from ..uploads import UploadError
-from .images import decoded_for_analysis
+from .images import analyzed_in_time, decoded_for_analysis
 
 router = APIRouter()
 
@@ -38,7 +37,21 @@ async def stream(ws: WebSocket):
     if refused:
         await ws.close(code=refused)
         return
-    await ws.accept()
+    if state.streams["open"] >= settings.max_streams:
+        await ws.close(code=1013, reason="too many live streams; try again later")
+        return
+    state.streams["open"] += 1
+    try:
+        await ws.accept()
+        await serve_stream(ws, state, settings)
+    finally:
+        state.streams["open"] -= 1
+
+
+async def serve_stream(ws: WebSocket, state, settings) -> None:
+    """The accepted stream: frames in, faces out, until the client closes it or stays silent
+    for `stream_idle_timeout_s` (close code 1001). Each frame is admitted like an image request
+    (a full line answers that frame with a 503 error) and has the same timeout."""
     tracker = Tracker(max_gap=10)  # frames arrive at camera rate minus the dropped ones
     latest: dict = {}
     ready = asyncio.Event()
@@ -46,7 +59,12 @@ async def stream(ws: WebSocket):
 
     async def receive():
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout_s)
+            except asyncio.TimeoutError:
+                latest["idle"] = True
+                ready.set()
+                return
             if msg["type"] == "websocket.disconnect":
                 latest["closed"] = True
                 ready.set()
@@ -61,16 +79,21 @@ async def stream(ws: WebSocket):
             latest["frame"] = (counters["received"] - 1, data)
             ready.set()
 
-    def process(index: int, data: bytes) -> dict:
-        if len(data) > settings.max_image_bytes:
-            return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit"}
-        try:
-            with decoded_for_analysis(state, data) as (worker, img, (width, height)):
-                faces = worker.track_frame(img, tracker, index)
-        except UploadError as exc:
-            return {"frame": index, "error": exc.detail}
+    def process(_state, data: bytes, index: int, deadline: float) -> dict:
+        with decoded_for_analysis(state, data, deadline) as (worker, img, (width, height)):
+            faces = worker.track_frame(img, tracker, index)
         scale = width / img.shape[1]
         return {"frame": index, "width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces]}
+
+    async def answer(index: int, data: bytes) -> dict:
+        if len(data) > settings.max_image_bytes:
+            return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit",
+                    "status": 413}
+        try:
+            with state.admission.enter():
+                return await analyzed_in_time(state, process, data, index)
+        except UploadError as exc:
+            return {"frame": index, "error": exc.detail, "status": exc.status_code}
 
     receiver = asyncio.create_task(receive())
     try:
@@ -79,10 +102,13 @@ async def stream(ws: WebSocket):
             ready.clear()
             if latest.get("closed"):
                 break
+            if latest.get("idle"):
+                await ws.close(code=1001, reason=f"no frame for {settings.stream_idle_timeout_s:g} s")
+                break
             item = latest.pop("frame", None)
             if item is None:
                 continue
-            result = await run_in_threadpool(process, *item)
+            result = await answer(*item)
             result["dropped"] = counters["dropped"]
             await ws.send_json(result)
     except (WebSocketDisconnect, RuntimeError):

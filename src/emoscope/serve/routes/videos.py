@@ -12,8 +12,8 @@ from fastapi.responses import PlainTextResponse
 
 from ...analyze.video import VideoReader
 from ..jobs import JobsFull
-from ..media import sniff_video
-from ..uploads import UploadError, upload_bytes
+from ...media import sniff_video
+from ..uploads import UploadError, uploaded
 
 router = APIRouter()
 
@@ -57,11 +57,11 @@ async def submit_video(request: Request) -> dict:
         raise UploadError(429, "too many video jobs in progress; try again later", headers={"Retry-After": "5"})
     path = None
     try:
-        data = await upload_bytes(request, settings.max_video_bytes)
-        if sniff_video(data[:16]) is None:
-            raise UploadError(415, "not a supported video (MP4/MOV, AVI, MKV/WebM or Y4M, judged by content)")
-        path = await run_in_threadpool(save_upload, data)
-        del data
+        async with uploaded(request, settings.max_video_bytes) as data:
+            if sniff_video(data[:16]) is None:
+                raise UploadError(415, "not a supported video (MP4/MOV, AVI, MKV/WebM or Y4M, judged by content)")
+            path = await run_in_threadpool(save_upload, data)
+            del data
         frames = await run_in_threadpool(probe_video, path, settings)
     except BaseException:
         jobs.release()
