@@ -119,8 +119,11 @@ def test_batch_writes_faces_videos_and_manifest(local_run, collection):
 def test_rerun_skips_what_is_done_and_refuses_other_settings(local_run, collection, capsys):
     before = pd.read_parquet(os.path.join(local_run, "faces"))
     batch([collection, "--out", local_run, "--workers", "2"])
-    assert '"already_recorded": 54' in capsys.readouterr().out
+    out = capsys.readouterr().out  # the two broken files are tried again and fail again
+    assert '"already_recorded": 52' in out and '"retried": 2' in out and '"failed": 2' in out
     pd.testing.assert_frame_equal(pd.read_parquet(os.path.join(local_run, "faces")), before)
+    manifest = pd.read_parquet(os.path.join(local_run, "manifest"))
+    assert len(manifest) == 54 and manifest["source"].is_unique
     assert main(["batch", collection, "--out", local_run, "--every", "2", *detector()]) == 2
     assert "other settings" in capsys.readouterr().err
 
@@ -297,3 +300,124 @@ def test_a_killed_worker_is_replaced_and_its_work_redone(local_run, collection, 
     manifest = pd.read_parquet(os.path.join(out, "manifest"))
     assert len(manifest) == 54 and manifest["source"].is_unique
     pd.testing.assert_frame_equal(sorted_rows(out), sorted_rows(local_run))
+
+
+@pytest.fixture
+def few_photos(tmp_path) -> str:
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for name in ("facerec_obama.jpg", "facerec_two_people.jpg"):
+        (folder / name).write_bytes(open(os.path.join(shared_path("samples"), name), "rb").read())
+    (folder / "later.jpg").write_bytes(b"\xff\xd8\xff\xe0 not yet a photo")
+    return str(folder)
+
+
+def test_a_second_job_on_the_same_folder_refuses(few_photos, tmp_path, capsys):
+    from emoscope.batch.store import BatchStore
+    out = str(tmp_path / "out")
+    held = BatchStore.lock(out)
+    try:
+        assert main(["batch", few_photos, "--out", out, "--workers", "1", *detector()]) == 2
+        assert "being written by another batch job" in capsys.readouterr().err
+    finally:
+        held.close()
+    batch([few_photos, "--out", out, "--workers", "1"])
+
+
+def test_sources_keyed_by_real_path_and_failures_tried_again(few_photos, tmp_path, monkeypatch, capsys):
+    import json
+    out = str(tmp_path / "out")
+    batch([few_photos, "--out", out, "--workers", "1"])
+    first = json.loads(capsys.readouterr().out)
+    assert first["done"] == 2 and first["failed"] == 1
+    manifest = pd.read_parquet(os.path.join(out, "manifest"))
+    assert "damaged" in manifest.set_index("source").loc[os.path.join(few_photos, "later.jpg"), "reason"]
+    # the same files named from another working folder, relatively and through a link
+    os.symlink(few_photos, tmp_path / "link")
+    monkeypatch.chdir(tmp_path)
+    batch(["link", "--out", out, "--workers", "1", "--keep-failed"])
+    kept = json.loads(capsys.readouterr().out)
+    assert kept["already_recorded"] == 3 and kept["failed_before"] == 1 and kept["done"] == 0
+    # the failed file is mended: a plain re-run analyses it again and replaces its failed row
+    (tmp_path / "few" / "later.jpg").write_bytes(open(os.path.join(few_photos, "facerec_obama.jpg"), "rb").read())
+    batch([os.path.join("few", "."), "--out", out, "--workers", "1"])
+    again = json.loads(capsys.readouterr().out)
+    assert again["retried"] == 1 and again["done"] == 1 and again["failed"] == 0
+    manifest = pd.read_parquet(os.path.join(out, "manifest"))
+    assert len(manifest) == 3 and manifest["source"].is_unique and (manifest["status"] == "done").all()
+    faces = pd.read_parquet(os.path.join(out, "faces"))
+    assert faces.groupby("source").size().to_dict() == {os.path.join(few_photos, n): k for n, k in
+                                                         (("facerec_obama.jpg", 1), ("facerec_two_people.jpg", 2),
+                                                          ("later.jpg", 1))}
+
+
+def test_damaged_parts_and_stray_files_are_named(few_photos, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    batch([few_photos, "--out", out, "--workers", "1"])
+    faces_dir = os.path.join(out, "faces")
+    part = sorted(os.listdir(faces_dir))[0]
+    good = open(os.path.join(faces_dir, part), "rb").read()
+    open(os.path.join(faces_dir, part), "wb").write(good[: len(good) // 2])
+    assert main(["batch", few_photos, "--out", out, *detector()]) == 2
+    err = capsys.readouterr().err
+    assert part in err and "damaged" in err and "Traceback" not in err and "Parquet" not in err
+    open(os.path.join(faces_dir, part), "wb").write(good)
+    (tmp_path / "out" / "manifest" / "notes.txt").write_text("hello")
+    assert main(["batch", few_photos, "--out", out, *detector()]) == 2
+    assert "notes.txt is not a part" in capsys.readouterr().err
+
+
+def test_files_are_judged_by_their_first_bytes(tmp_path):
+    from emoscope.images import ImageDecodeError, read_image
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(1 << 30)  # sparse: 1 GB that takes no disk
+    with pytest.raises(ImageDecodeError, match="over the 512 MB limit"):
+        read_image(str(huge))
+    (tmp_path / "text.jpg").write_text("just text " * 1000)
+    with pytest.raises(ImageDecodeError, match="not an image file"):
+        read_image(str(tmp_path / "text.jpg"))
+
+
+@pytest.mark.slow
+def test_workers_exit_when_the_driver_is_killed(collection, tmp_path):
+    out = str(tmp_path / "out")
+    cmd = [sys.executable, "-m", "emoscope.cli", "batch", collection, "--out", out, "--workers", "2", *detector()]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        try:
+            return [int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+        except OSError:
+            return []
+    deadline = time.time() + 60
+    while time.time() < deadline and len(children()) < 2:
+        time.sleep(0.1)
+    workers = children()
+    assert workers, "no worker process started"
+    proc.send_signal(signal.SIGKILL)  # the driver alone
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") and
+                                         "Z" not in open(f"/proc/{w}/stat").read().split()[2] for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
+    assert not alive
+
+
+def test_campaigns_without_faces_or_videos_end_in_a_report(tmp_path, capsys):
+    blank = str(tmp_path / "blank.avi")
+    writer = cv2.VideoWriter(blank, cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for _ in range(20):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    assert main(["campaign", blank, "--out", str(tmp_path / "c1"), *detector()]) == 0
+    assert "No face was found in any recording" in (tmp_path / "c1" / "report.html").read_text()
+    photo = os.path.join(shared_path("samples"), "facerec_obama.jpg")
+    assert main(["campaign", photo, "--out", str(tmp_path / "c2"), *detector()]) == 0
+    assert "a campaign needs videos" in (tmp_path / "c2" / "report.html").read_text()
+    (tmp_path / "groups.csv").write_bytes(bytes(range(256)) * 4)
+    assert main(["campaign", blank, "--out", str(tmp_path / "c3"), "--groups", str(tmp_path / "groups.csv"),
+                 *detector()]) == 2
+    err = capsys.readouterr().err
+    assert "not a text CSV file" in err and "codec" not in err

@@ -55,16 +55,21 @@ def test_analyze_folder_with_broken_file(samples, yunet, tmp_path):
         shutil.copy(os.path.join(samples, name), folder / name)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (folder / "blank.png").write_bytes(jpeg_bytes(face_like(0, 0) * 0, fmt="PNG"))
+    (folder / "a_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4000)  # no moov atom
+    (folder / "z").mkdir()
+    shutil.copy(os.path.join(samples, "facerec_obama.jpg"), folder / "z" / "facerec_obama.jpg")  # same name
     out = tmp_path / "out"
     r = cli("analyze", str(folder), "--out", str(out), "--annotate", "--detector-model", yunet)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["images"] == 3 and summary["faces"] == 3
-    assert [s["file"].endswith("broken.jpg") for s in summary["skipped"]] == [True]
+    assert summary["images"] == 4 and summary["image_faces"] == 4 and summary["videos"] == 0
+    assert sorted(os.path.basename(s["file"]) for s in summary["skipped"]) == ["a_broken.mp4", "broken.jpg"]
+    assert "moov" not in r.stderr and "Error" not in r.stderr
     res = json.load(open(out / "results.json"))
-    faces = {os.path.basename(f["file"]): len(f["faces"]) for f in res["files"]}
-    assert faces == {"facerec_obama.jpg": 1, "facerec_two_people.jpg": 2, "blank.png": 0}
+    faces = {os.path.relpath(f["file"], folder): len(f["faces"]) for f in res["files"]}
+    assert faces == {"facerec_obama.jpg": 1, "facerec_two_people.jpg": 2, "blank.png": 0, "z/facerec_obama.jpg": 1}
     assert (out / "facerec_two_people.annotated.jpg").exists()
+    assert (out / "facerec_obama.annotated.jpg").exists() and (out / "facerec_obama-2.annotated.jpg").exists()
     r = cli("analyze", str(folder / "*.jpg"), "--out", str(tmp_path / "csv"), "--format", "csv",
             "--detector-model", yunet, "--max-faces", "1")
     assert r.returncode == 0, r.stderr

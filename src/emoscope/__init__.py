@@ -4,7 +4,14 @@
 `emoscope.data`, `emoscope.models`, `emoscope.train`, `emoscope.evaluate`, `emoscope.export`.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# libav's own complaints about damaged videos ("moov atom not found") went straight to the
+# terminal; emoscope reports every unreadable file itself, in plain words. Read by OpenCV when
+# its FFmpeg backend starts, so it must be set before the first video is opened.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def __getattr__(name: str):

@@ -75,9 +75,24 @@ def write_table(df: pd.DataFrame, stem: str, fmt: str) -> str:
     return stem + ".json"
 
 
-def analyze_video(analyzer, path: str, args) -> dict:
+def output_names(paths: list[str]) -> dict[str, str]:
+    """A distinct output name for each input: its file name without extension, and for inputs
+    whose names collide (a/clip.mp4, b/clip.mp4) the name with -2, -3, ... in input order."""
+    names, seen = {}, {}
+    for path in paths:
+        base = os.path.splitext(os.path.basename(path))[0]
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        while name in names.values():
+            seen[base] += 1
+            name = f"{base}-{seen[base]}"
+        names[path] = name
+    return names
+
+
+def analyze_video(analyzer, path: str, args, name: str) -> dict:
     from .video import VideoReader
-    stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
+    stem = os.path.join(args.out, name)
     video = VideoReader(path, args.every)
     writer = None
 
@@ -121,8 +136,8 @@ def analyze_video(analyzer, path: str, args) -> dict:
                   f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
                   f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),
     ])
-    return {"file": path, "kind": "video", "rows": len(tl), "people": int(summary.shape[0]),
-            "timeline": stem + ".timeline.csv", "report": stem + ".report.html"}
+    return {"file": path, "kind": "video", "frames": -(-video.frames_read // video.every), "rows": len(tl),
+            "people": int(summary.shape[0]), "timeline": stem + ".timeline.csv", "report": stem + ".report.html"}
 
 
 def run_analyze(args) -> int:
@@ -139,6 +154,7 @@ def run_analyze(args) -> int:
     images = [f for f in files if not is_video(f)]
     videos = [f for f in files if is_video(f)]
     rows, per_file, skipped = [], [], []
+    names = output_names(files)
     for path in tqdm(images, desc="images", unit="img", disable=None if len(images) > 1 else True, file=sys.stderr):
         try:
             img = to_bgr(path)
@@ -154,8 +170,7 @@ def run_analyze(args) -> int:
                          "valence_score": f.valence_score,
                          **({"gender": max(f.gender, key=f.gender.get)} if f.gender else {})})
         if args.annotate:
-            name = os.path.splitext(os.path.basename(path))[0] + ".annotated.jpg"
-            cv2.imwrite(os.path.join(args.out, name), draw_faces(img, faces))
+            cv2.imwrite(os.path.join(args.out, names[path] + ".annotated.jpg"), draw_faces(img, faces))
     outputs = {}
     if images:
         if args.format == "json":
@@ -164,10 +179,19 @@ def run_analyze(args) -> int:
             outputs["results"] = os.path.join(args.out, "results.json")
         else:
             outputs["results"] = write_table(pd.DataFrame(rows), os.path.join(args.out, "results"), args.format)
-    video_results = [analyze_video(analyzer, v, args) for v in videos]
-    n_faces = sum(len(p["faces"]) for p in per_file)
-    print(json.dumps({"images": len(per_file), "faces": n_faces, "skipped": skipped, "videos": video_results,
-                      **outputs}, indent=1))
+    video_results = []
+    for path in videos:
+        try:
+            video_results.append(analyze_video(analyzer, path, args, names[path]))
+        except (ValueError, OSError) as exc:  # a broken video is skipped; the others are analysed
+            skipped.append({"file": path, "reason": str(exc)})
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+    image_faces = sum(len(p["faces"]) for p in per_file)
+    print(json.dumps({"images": len(per_file), "image_faces": image_faces, "videos": len(video_results),
+                      "video_frames": sum(v["frames"] for v in video_results),
+                      "video_face_rows": sum(v["rows"] for v in video_results),
+                      "persons": sum(v["people"] for v in video_results), "skipped": skipped,
+                      "video_results": video_results, **outputs}, indent=1))
     return 0
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..report import PlottingUnavailable, png_tag, table, write_html
-from .store import read_table
+from ..labels import EXPRESSIONS
+from .store import read_table, schemas
 
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (larger: 1.96 + 2.4/df, within 0.002).
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -71,7 +72,8 @@ def per_second(vs: pd.DataFrame, classes: list[str], seconds: int) -> pd.DataFra
                      "change": change, "change_ci_low": change - chalf, "change_ci_high": change + chalf,
                      "agree_up": float((g["change"] > 0).mean()) if len(g) else float("nan"),
                      **{f"share_{c}": float((g["label"] == c).mean()) if len(g) else float("nan") for c in classes}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["second", "viewers", "valence", "ci_low", "ci_high", "change", "change_ci_low",
+                                       "change_ci_high", "agree_up", *[f"share_{c}" for c in classes]])
 
 
 def find_peaks(curve: pd.DataFrame, min_viewers: int, top: int = PEAKS, gap: int = PEAK_GAP_S) -> pd.DataFrame:
@@ -108,17 +110,23 @@ def viewer_table(vs: pd.DataFrame, durations: pd.Series, groups: dict[str, str] 
                      "dominant": g["label"].mode().iat[0] if len(g) else None,
                      "best_second": int(g.loc[g["valence"].idxmax(), "second"]) if len(g) else None,
                      "worst_second": int(g.loc[g["valence"].idxmin(), "second"]) if len(g) else None})
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=["viewer", "group", "seconds", "seconds_with_face", "engagement",
+                                      "mean_valence", "dominant", "best_second", "worst_second"])
     return out if groups else out.drop(columns=["group"])
 
 
 def read_groups(path: str) -> dict[str, str]:
     """video → group from a CSV with columns video,group (video: a path, file name or stem)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"video", "group"} <= {c.strip() for c in reader.fieldnames}:
-            raise ValueError(f"{path}: needs the columns video,group")
-        return {r["video"].strip(): r["group"].strip() for r in reader if r.get("video")}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"video", "group"} <= {c.strip() for c in reader.fieldnames}:
+                raise ValueError(f"{path}: needs the columns video,group")
+            return {r["video"].strip(): (r.get("group") or "").strip() for r in reader if r.get("video")}
+    except (UnicodeDecodeError, csv.Error):
+        raise ValueError(f"{path} is not a text CSV file (UTF-8) with the columns video,group") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the groups file {path} ({exc.strerror or 'input/output error'})") from None
 
 
 def group_of(source: str, groups: dict[str, str]) -> str:
@@ -227,12 +235,16 @@ def _charts(res: dict, out: str) -> dict[str, str]:
 def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign") -> str:
     """Aggregate a batch job's results into CSV tables, PNG charts and report.html under `out`;
     returns the report's path."""
-    res = aggregate(read_table(batch_dir, "faces"), read_table(batch_dir, "manifest"), groups)
+    store_schemas = schemas(list(EXPRESSIONS))  # the columns of a job that found no face at all
+    res = aggregate(read_table(batch_dir, "faces", store_schemas["faces"]),
+                    read_table(batch_dir, "manifest", store_schemas["manifest"]), groups)
     os.makedirs(out, exist_ok=True)
     for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group"):
         if name in res:
             res[name].to_csv(os.path.join(out, f"{name}.csv"), index=False)
     try:
+        if not res["per_second"]["viewers"].sum():
+            raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
         charts = {k: png_tag(p, k) for k, p in _charts(res, out).items()}
     except PlottingUnavailable as exc:
         charts = {k: f"<p>No chart: {html.escape(str(exc))}.</p>" for k in ("valence", "expressions", "groups")}
@@ -241,7 +253,10 @@ def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = Non
              f"{len(curve)} seconds aligned from the start of each recording. Mean engagement (share of seconds "
              f"with the viewer's face found): {viewers['engagement'].mean():.0%}. Valence runs from -1 (negative) "
              f"to +1 (positive); the band is the 95% confidence interval of the mean across viewers.</p>"
-             if len(viewers) else "<p>No recording could be analysed.</p>")
+             if len(viewers) else "<p>No recording could be analysed: a campaign needs videos of viewers "
+                                   "(photos are not aligned in time).</p>")
+    if len(viewers) and not (viewers["seconds_with_face"] > 0).any():
+        intro += "<p><b>No face was found in any recording</b>, so there is no valence or expression to show.</p>"
     moments = "".join(f"<li>{html.escape(describe_peak(p))}</li>" for _, p in res["peaks"].iterrows())
     sections = [
         ("Overview", intro),

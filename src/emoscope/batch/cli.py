@@ -23,6 +23,8 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--commit-every", type=int, default=SOURCES_PER_PART, metavar="N",
                    help=f"commit results to the output every N sources (and every {FLUSH_SECONDS:.0f} s; "
                         f"default {SOURCES_PER_PART}): what a crash can cost")
+    p.add_argument("--keep-failed", action="store_true",
+                   help="leave sources recorded as failed alone (by default a re-run tries them again)")
     add_common(p)
     p.set_defaults(threads=1)  # one ONNX Runtime thread per worker: the workers use the cores
 
@@ -41,7 +43,7 @@ def make_job(args):
     if args.commit_every < 1:
         raise ValueError("--commit-every must be at least 1")
     return BatchJob(args.out, analyzer_options(args), args.every, args.engine, args.workers, args.address,
-                    sources_per_part=args.commit_every)
+                    sources_per_part=args.commit_every, retry_failed=not args.keep_failed)
 
 
 def run_sources(inputs: list[str], job) -> dict:

@@ -8,6 +8,8 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import threading
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,9 +42,21 @@ def unit_batch(unit: list[str]) -> pd.DataFrame:
 _worker: SourceWorker | None = None
 
 
-def _start_worker(analyzer_options: dict, every: int) -> None:
+def _start_worker(analyzer_options: dict, every: int, driver: int) -> None:
     global _worker
+    exit_with_driver(driver)
     _worker = SourceWorker(analyzer_options, every)
+
+
+def exit_with_driver(driver: int, interval: float = 0.5) -> None:
+    """End this worker process soon after the driver process `driver` dies (even by `kill -9`,
+    which gives the pool no chance to stop its workers): a daemon thread polls for it."""
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != driver:
+                os._exit(1)
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
 def _run_unit(unit: list[str]) -> pd.DataFrame:
@@ -54,7 +68,8 @@ def run_local(units: list[list[str]], analyzer_options: dict, every: int, worker
     worker. If a worker dies, the pool restarts and the units in flight run again."""
     pending, restarts = deque(units), 0
     while pending:
-        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _start_worker, (analyzer_options, every))
+        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _start_worker,
+                                   (analyzer_options, every, os.getpid()))
         inflight: dict = {}
         try:
             while pending or inflight:

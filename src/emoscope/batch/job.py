@@ -27,6 +27,7 @@ class BatchJob:
     photos_per_unit: int = PHOTOS_PER_UNIT
     sources_per_part: int = SOURCES_PER_PART
     flush_seconds: float = FLUSH_SECONDS
+    retry_failed: bool = True          # sources recorded as failed are analysed again
 
     def settings(self) -> dict:
         """What the rows depend on: a folder is only resumed with the same settings."""
@@ -56,11 +57,28 @@ def open_store(job: BatchJob) -> BatchStore:
     return BatchStore(job.out, classes, gender)
 
 
+def source_key(path: str) -> str:
+    """A source as the manifest records it: its resolved real path, so the same file named from
+    another folder, relatively or through a link is the same source."""
+    return os.path.realpath(path) if "://" not in path else path
+
+
 def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progress: bool = True) -> dict:
-    """Analyse the sources not yet recorded in `job.out`; `missing` inputs are recorded as failed.
-    Returns the summary printed at the end."""
+    """Analyse the sources not yet recorded in `job.out` (and, with `job.retry_failed`, those
+    recorded as failed); `missing` inputs are recorded as failed. Returns the summary printed at
+    the end."""
+    BatchStore.lock(job.out).close()  # a second job refuses before it touches anything
     check_settings(job)
     store = open_store(job)
+    try:
+        return _run(store, [source_key(s) for s in sources], job, [source_key(m) for m in missing], progress)
+    finally:
+        store.close()
+
+
+def _run(store: BatchStore, sources: list[str], job: BatchJob, missing: list[str], progress: bool) -> dict:
+    failed_before = store.recorded() - store.recorded(failed=False)
+    retried = store.forget_failed(set(sources) | set(missing)) if job.retry_failed else 0
     recorded = store.recorded()
     pending = [s for s in dict.fromkeys(sources) if s not in recorded]
     lost = [m for m in dict.fromkeys(missing) if m not in recorded]
@@ -104,8 +122,10 @@ def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progre
             store.write(buffer)
         bar.close()
     wall = time.monotonic() - t0
+    still_failed = len(failed_before - set(pending) - set(lost)) if not job.retry_failed else 0
     return {"sources": len(sources) + len(lost), "already_recorded": len(sources) - len(pending),
-            "done": counts["done"], "failed": counts["failed"] + len(lost), "faces": counts["faces"],
+            "done": counts["done"], "failed": counts["failed"] + len(lost), "failed_before": still_failed,
+            "retried": retried, "faces": counts["faces"],
             "video_frames": counts["frames"], "wall_s": round(wall, 2),
             "sources_per_s": round((counts["done"] + counts["failed"]) / wall, 2) if wall > 0 else 0.0,
             "frames_per_s": round(counts["frames"] / wall, 1) if wall > 0 else 0.0,
@@ -113,8 +133,10 @@ def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progre
 
 
 def summary_line(s: dict) -> str:
-    return (f"batch ({s['engine']}): {s['sources']:,} sources ({s['already_recorded']:,} already done before), "
-            f"{s['done']:,} done, {s['failed']:,} failed, {s['faces']:,} faces, {s['video_frames']:,} video frames "
+    earlier = f", {s['failed_before']:,} failed in an earlier run (kept)" if s.get("failed_before") else ""
+    retried = f", {s['retried']:,} failed before and tried again" if s.get("retried") else ""
+    return (f"batch ({s['engine']}): {s['sources']:,} sources ({s['already_recorded']:,} already recorded{retried}), "
+            f"{s['done']:,} done, {s['failed']:,} failed{earlier}, {s['faces']:,} faces, {s['video_frames']:,} video frames "
             f"in {s['wall_s']:.1f} s ({s['sources_per_s']:.1f} sources/s, {s['frames_per_s']:.1f} frames/s) "
             f"-> {s['out']}")
 

@@ -9,13 +9,20 @@ file last, each under a hidden temporary name and then renamed, so a part counts
 manifest file exists. Opening the store deletes temporary files and the files of parts that have
 no manifest file (a write cut short by `kill -9`); the sources of such parts are not in the
 manifest, so they are analysed again: nothing is missing and nothing is doubled.
+
+One job at a time writes a folder: `BatchStore.lock` holds an exclusive lock on DIR/.lock for the
+whole job (released by the system when the process dies, even by `kill -9`). Every part is
+checked when the folder opens; a damaged part or a stray file is named, with how to recover.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
+import fcntl
 import json
 import os
+import re
 import time
 import uuid
 
@@ -24,6 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TABLES = ("faces", "videos", "manifest")
+PART_NAME = re.compile(r"part-\d{8}-\d{6}-[0-9a-f]{10}\.parquet")
+
+
+class StoreError(ValueError):
+    """The output folder is in use by another job, or holds a file that is not a sound part."""
 
 
 def schemas(classes: list[str], gender_classes: list[str] | None = None) -> dict[str, pa.Schema]:
@@ -53,7 +65,52 @@ class BatchStore:
         self.schemas = schemas(classes, gender_classes)
         for table in TABLES:
             os.makedirs(os.path.join(out, table), exist_ok=True)
+        self._lock_file = self.lock(out)
         self.discarded = self._discard_uncommitted()
+        self._check_parts()
+
+    @staticmethod
+    def lock(out: str):
+        """An exclusive lock on `out` for this process's lifetime (kept as the returned file)."""
+        os.makedirs(out, exist_ok=True)
+        f = open(os.path.join(out, ".lock"), "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise StoreError(f"{out} is being written by another batch job{f' ({holder})' if holder else ''}; "
+                             f"wait for it to finish or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        return f
+
+    def close(self) -> None:
+        """Release the folder for other jobs (the system does this too when the process ends)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _check_parts(self) -> None:
+        """Every file of every table must be a readable part with its table's columns."""
+        for table in TABLES:
+            for name in sorted(os.listdir(self._dir(table))):
+                path = os.path.join(self._dir(table), name)
+                if not PART_NAME.fullmatch(name):
+                    raise StoreError(f"{path} is not a part of this batch folder; move it elsewhere and run again")
+                try:
+                    columns = pq.read_schema(path).names
+                except (OSError, pa.ArrowException):
+                    raise StoreError(f"{path} is damaged; delete {name} from faces/, videos/ and manifest/ and run "
+                                     f"again: its sources will be analysed again") from None
+                if columns != self.schemas[table].names:
+                    raise StoreError(f"{path} has other columns than this job writes (another model or "
+                                     f"options?); use another --out")
 
     def _dir(self, table: str) -> str:
         return os.path.join(self.out, table)
@@ -73,9 +130,29 @@ class BatchStore:
         """Every source recorded so far (done or failed)."""
         return read_table(self.out, "manifest", self.schemas["manifest"])
 
-    def recorded(self) -> set[str]:
-        return set(self.manifest()["source"])
+    def recorded(self, failed: bool = True) -> set[str]:
+        """The sources in the manifest (without `failed`, only those done)."""
+        m = self.manifest()
+        return set(m["source"] if failed else m.loc[m["status"] == "done", "source"])
 
+    def forget_failed(self, sources: set[str]) -> int:
+        """Remove the `failed` manifest rows of `sources` (so they can be analysed again), part by
+        part, each rewritten atomically; a failed source has no face or person rows. Returns how
+        many rows went."""
+        removed = 0
+        for name in sorted(os.listdir(self._dir("manifest"))):
+            path = os.path.join(self._dir("manifest"), name)
+            table = pq.read_table(path)
+            rows = table.to_pylist()
+            keep = [r for r in rows if not (r["status"] == "failed" and r["source"] in sources)]
+            if len(keep) == len(rows):
+                continue
+            removed += len(rows) - len(keep)
+            if keep or any(os.path.exists(os.path.join(self._dir(t), name)) for t in ("faces", "videos")):
+                self._write_file("manifest", name, keep)
+            else:
+                os.remove(path)
+        return removed
     def write(self, results: list[dict]) -> str:
         """Commit one part: the results of some sources (`SourceWorker` rows, decoded). Returns the
         part's file name."""

@@ -41,6 +41,21 @@ def face_row(source: str, kind: str, row: dict) -> dict:
     return {"source": source, "kind": kind, **row}
 
 
+def failure_reason(exc: Exception) -> str:
+    """Why a source failed, in plain words (no exception class names, no library output)."""
+    if isinstance(exc, FileNotFoundError):
+        return "the file no longer exists"
+    if isinstance(exc, PermissionError):
+        return "no permission to read the file"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not a file"
+    if isinstance(exc, OSError):
+        return f"the file cannot be read ({exc.strerror or 'input/output error'})"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"the file could not be analysed ({exc})"
+
+
 class SourceWorker:
     """Callable over a pandas batch with a `unit` column (JSON lists of source paths); returns one
     row per source (`RESULT_COLUMNS`). The same class runs in the local process pool and as the
@@ -65,7 +80,7 @@ class SourceWorker:
             status, reason = "done", ""
         except Exception as exc:  # one bad source out of millions must not stop the job: recorded, skipped
             faces, persons, frames, duration = [], [], 0, 0.0
-            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            status, reason = "failed", failure_reason(exc)
         return {"source": source, "kind": kind, "status": status, "reason": reason, "faces": len(faces),
                 "frames": frames, "duration_s": duration, "seconds": round(time.perf_counter() - t0, 4),
                 "worker": self.worker, "worker_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
