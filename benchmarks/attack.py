@@ -3,15 +3,25 @@
    declares 16000x16000 frames: every request answered, the server's RSS growth reported;
 2. a burst of 70 concurrent large many-face photos: /health latency p50/p99 during the burst, how
    fast a request that cannot be queued gets 503, and how long until a normal request is served
-   at its normal speed after the burst.
-Every loop is bounded in count and time and the server is stopped at the end.
-Usage: python benchmarks/attack.py [--serve-args '--workers 2']
+   at its normal speed after the burst;
+3. 1,000 idle sockets from one address: /health and a normal photo while they are open, and how
+   many the server still holds;
+4. two progressive-JPEG "scan bombs" (a flat 7900x5000 image whose last scan is repeated
+   thousands of times): their answer time, /health and a normal photo meanwhile;
+5. 32 concurrent 15 MB photo uploads: the answers and the server's RSS peak;
+6. 60 WebSockets sending one 14 MB frame each: GET /v1/model latency meanwhile and the RSS peak.
+All along, a camera client sends one frame a second over a WebSocket (`--camera-seconds`, 60 by
+default; 600 for the ten-minute check): how long it stayed connected and how many answers it got.
+Each attack reports "health_ms" (max /health latency during it) and "photo_s" (a normal photo's
+answer time during it). Every loop is bounded in count and time and the server is stopped at the end.
+Usage: python benchmarks/attack.py [--serve-args '--workers 2'] [--camera-seconds 600]
 """
 
 import argparse
 import io
 import json
 import os
+import socket
 import statistics
 import struct
 import tempfile
@@ -66,15 +76,130 @@ def many_faces_photo() -> bytes:
     return cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
+def scan_bomb(repeats: int = 3000) -> bytes:
+    """A flat 7900x5000 progressive JPEG whose last scan is repeated `repeats` times: a few MB
+    that once took minutes to decode."""
+    buf = io.BytesIO()
+    Image.new("L", (7900, 5000), 128).save(buf, "JPEG", progressive=True, quality=50)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:last] + data[last:-2] * repeats + b"\xff\xd9"
+
+
+class Watch:
+    """While its block runs: /health latency, a normal photo's answer time and the server's RSS,
+    sampled in the background."""
+
+    def __init__(self, url: str, pid: int, photo: bytes):
+        self.url, self.pid, self.photo = url, pid, photo
+        self.health, self.photos, self.rss = [], [], [rss_mb(pid)]
+
+    def __enter__(self):
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, args=(f,), daemon=True)
+                        for f in (self._health, self._photo, self._rss)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _loop(self, fn):
+        while not self.stop.is_set():
+            fn()
+
+    def _health(self):
+        self.health.append(request(self.url + "/health", timeout=10)[0])
+        time.sleep(0.05)
+
+    def _photo(self):
+        self.photos.append(request(self.url + "/v1/analyze", self.photo, timeout=30))
+        time.sleep(0.2)
+
+    def _rss(self):
+        self.rss.append(rss_mb(self.pid))
+        time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(35)
+
+    def report(self) -> dict:
+        ok = [s for s, c in self.photos if c == 200]
+        return {"health_ms": round(1000 * max(self.health), 1) if self.health else None,
+                "photo_s": round(max(ok), 3) if ok else None,
+                "photo_codes": sorted({c for _, c in self.photos}), "rss_peak_mb": round(max(self.rss), 1)}
+
+
+def ws_url(url: str) -> str:
+    return url.replace("http://", "ws://") + "/v1/stream"
+
+
+def camera(url: str, photo: bytes, seconds: float, out: dict) -> None:
+    """One frame a second for `seconds`; records how long the socket lived and the answers."""
+    from websockets.sync.client import connect
+    t0, answers = time.monotonic(), 0
+    try:
+        with connect(ws_url(url), max_size=None, open_timeout=10) as ws:
+            while time.monotonic() - t0 < seconds:
+                ws.send(photo)
+                if "faces" in json.loads(ws.recv(timeout=30)):
+                    answers += 1
+                time.sleep(max(0.0, t0 + answers + 1 - time.monotonic()))
+            out["camera_closed_by"] = "client"
+    except Exception as exc:  # the benchmark reports how the stream ended, whatever it was
+        out["camera_closed_by"] = f"server or network ({type(exc).__name__})"
+    out.update({"camera_connected_s": round(time.monotonic() - t0, 1), "camera_answers": answers})
+
+
+def idle_sockets(url: str, count: int = 1000) -> tuple[list[socket.socket], int]:
+    port = int(url.rsplit(":", 1)[1])
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    return socks, port
+
+
+def still_open(socks: list[socket.socket]) -> int:
+    n = 0
+    for s in socks:
+        s.settimeout(0.02)
+        try:
+            n += s.recv(1) != b""
+        except socket.timeout:
+            n += 1
+        except OSError:
+            pass
+        s.close()
+    return n
+
+
+def ws_big_frames(url: str, frame: bytes, count: int) -> list:
+    """`count` WebSockets, each sending one large frame; their answers' status (or the close)."""
+    from websockets.sync.client import connect
+
+    def one(_):
+        try:
+            with connect(ws_url(url), max_size=None, open_timeout=30) as ws:
+                ws.send(frame)
+                return json.loads(ws.recv(timeout=60)).get("status", 200)
+        except Exception as exc:  # the benchmark counts how each socket ended
+            return type(exc).__name__
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--serve-args", default="", help="extra `emoscope serve` options")
+    p.add_argument("--camera-seconds", type=float, default=60.0,
+                   help="how long the camera client streams one frame a second during the attacks")
     args = p.parse_args()
     result = {}
     with serving(args.serve_args) as (url, pid):
         photo = open(os.path.join(SHARED, "samples", "facerec_two_people.jpg"), "rb").read()
         request(url + "/v1/analyze", photo)
         start = rss_mb(pid)
+        cam: dict = {}
+        cam_thread = threading.Thread(target=camera, args=(url, photo, args.camera_seconds, cam), daemon=True)
+        cam_thread.start()
 
         # 1. memory: decompression-bomb-sized PNGs and videos declaring huge frames, all at once
         bomb = png16(6300)
@@ -131,6 +256,49 @@ def main() -> None:
                        "normal_request_s": round(normal, 3),
                        "normal_again_after_s": round(recovered, 2) if recovered is not None else None,
                        "rss_after_mb": round(rss_mb(pid), 1)})
+
+        # 3. a crowd of idle sockets from one address
+        with Watch(url, pid, photo) as w:
+            socks, _ = idle_sockets(url)
+            time.sleep(3)
+        result["idle_sockets"] = {"opened": len(socks), "still_open": still_open(socks), **w.report()}
+
+        # 4. two scan bombs at once
+        bomb_jpeg = scan_bomb()
+        with Watch(url, pid, photo) as w:
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda _: request(url + "/v1/analyze", bomb_jpeg, timeout=600), range(2)))
+        result["scan_bomb"] = {"bytes": len(bomb_jpeg), "codes": [c for _, c in answers],
+                               "answer_s": round(max(s for s, _ in answers), 3), **w.report()}
+
+        # 5. 32 concurrent 15 MB photo uploads
+        padded = photo + b"\x00" * (15 * 2**20 - len(photo) - 1024)
+        with Watch(url, pid, photo) as w:
+            with ThreadPoolExecutor(32) as pool:
+                answers = list(pool.map(lambda _: request(url + "/v1/analyze", padded, timeout=120), range(32)))
+        result["upload_bodies"] = {"codes": {str(c): sum(1 for _, k in answers if k == c)
+                                             for c in sorted({k for _, k in answers})}, **w.report()}
+
+        # 6. WebSockets with one large frame each
+        big_frame = photo + b"\x00" * (14 * 2**20)
+        model_times: list[float] = []
+        with Watch(url, pid, photo) as w:
+            probe_stop = threading.Event()
+
+            def model_probe():
+                while not probe_stop.is_set():
+                    model_times.append(request(url + "/v1/model", timeout=30)[0])
+                    time.sleep(0.05)
+            t = threading.Thread(target=model_probe, daemon=True)
+            t.start()
+            outcomes = ws_big_frames(url, big_frame, 60)
+            probe_stop.set()
+            t.join()
+        result["ws_large_frames"] = {"sockets": 60, "outcomes": {str(o): outcomes.count(o) for o in set(outcomes)},
+                                     "model_max_s": round(max(model_times), 3) if model_times else None, **w.report()}
+        cam_thread.join(args.camera_seconds + 60)
+        result["camera"] = cam
+        result["rss_end_mb"] = round(rss_mb(pid), 1)
     print(json.dumps(result, indent=1))
 
 

@@ -49,7 +49,8 @@ def run(args) -> int:
     uvicorn.run(create_app(settings), host=args.host, port=args.port, http=HeaderTimeoutH11,
                 h11_max_incomplete_event_size=settings.max_header_kb * 1024,
                 timeout_keep_alive=int(settings.keepalive_timeout_s),
-                ws_max_size=settings.max_image_bytes + 1024, ws_max_queue=2, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                ws_max_size=settings.max_stream_frame_bytes, ws_max_queue=2, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                ws_per_message_deflate=False,  # JPEG frames do not compress; inflating them cost the event loop
                 proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None)
     return 0

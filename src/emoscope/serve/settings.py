@@ -34,7 +34,7 @@ class Settings:
                                       "what its header says it needs; one that needs more is refused with 413)")
     decode_max_side: int = setting(2560, "images are scaled on decode so the longer side is at most this "
                                    "(JPEG decodes at that size directly)")
-    upload_budget_mb: float = setting(256.0, "memory all upload bodies being received may hold at once, in MB "
+    upload_budget_mb: float = setting(128.0, "memory all upload bodies being received may hold at once, in MB "
                                       "(each reserves its declared size; one that does not fit gets 503)")
     max_faces: int = setting(100, "faces analysed per image or frame (the surest first)")
     max_queued_requests: int = setting(30, "image requests waiting for an analyzer; one more gets 503 at once "
@@ -55,6 +55,8 @@ class Settings:
     body_timeout_s: float = setting(10.0, "seconds the server waits for each piece of a request body")
     stream_idle_timeout_s: float = setting(60.0, "seconds a live-camera WebSocket may stay silent (no frame from "
                                            "the client) before the server closes it; pings keep it alive otherwise")
+    max_stream_frame_bytes: int = setting(4 * MB, "largest live-camera frame in MB (a 1080p JPEG is under 1 MB); "
+                                          "a larger one closes the stream with code 1009", "--max-stream-frame-mb", MB)
     max_streams: int = setting(32, "live-camera WebSockets open at once; one more is closed with code 1013")
     max_connections: int = setting(1000, "open connections in all; past it the oldest idle one is closed")
     max_connections_per_client: int = setting(64, "open connections from one address; past it that client's "

@@ -37,12 +37,12 @@ async def stream(ws: WebSocket):
     if refused:
         await ws.close(code=refused)
         return
+    await ws.accept()
     if state.streams["open"] >= settings.max_streams:
         await ws.close(code=1013, reason="too many live streams; try again later")
         return
     state.streams["open"] += 1
     try:
-        await ws.accept()
         await serve_stream(ws, state, settings)
     finally:
         state.streams["open"] -= 1
@@ -86,8 +86,8 @@ async def serve_stream(ws: WebSocket, state, settings) -> None:
         return {"frame": index, "width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces]}
 
     async def answer(index: int, data: bytes) -> dict:
-        if len(data) > settings.max_image_bytes:
-            return {"frame": index, "error": f"frame is over the {settings.max_image_bytes:,}-byte limit",
+        if len(data) > settings.max_stream_frame_bytes:  # a test client bypasses the protocol's own limit
+            return {"frame": index, "error": f"frame is over the {settings.max_stream_frame_bytes:,}-byte limit",
                     "status": 413}
         try:
             with state.admission.enter():
