@@ -12,13 +12,16 @@ export EMOSCOPE_SHARED := $(SHARED)
 ifneq ($(wildcard $(SHARED)/models/face_detection_yunet.onnx),)
 export EMOSCOPE_YUNET_MODEL ?= $(SHARED)/models/face_detection_yunet.onnx
 endif
+ifneq ($(wildcard $(SHARED)/models/face_landmarker.task),)
+export EMOSCOPE_LANDMARKER_MODEL ?= $(SHARED)/models/face_landmarker.task
+endif
 
 .PHONY: setup demo test test-fast train-default train-gender benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,serve,dev,ray]'
+	$(BIN)/pip install -q -e '.[train,serve,dev,ray,mesh,video]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -15,6 +15,7 @@ from ..images import pil_to_array, read_image
 from ..labels import ValenceRule, valence
 from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
+from ..runtime.landmarker import Landmarker
 from .face import Face
 from .tracking import Tracker, appearance, iou
 from .video import VideoReader, check_every
@@ -63,12 +64,15 @@ class Analyzer:
     `detector_model` is a YuNet path (else $EMOSCOPE_YUNET_MODEL, the cache, or a download).
     In videos a full-frame detection runs every `detect_every` analysed frames and on scene cuts,
     and tracked faces are re-detected in small windows in between (1: detect every frame).
+    `mesh=True` adds MediaPipe's 478-point mesh, 52 blendshapes, head pose, gaze, eyes open,
+    attention and approximate action units to every face (`mesh_model`: a face_landmarker.task,
+    else $EMOSCOPE_LANDMARKER_MODEL, the cache, or a download).
     """
 
     def __init__(self, model: str | None = None, detector: str = "yunet", detector_model: str | None = None,
                  threads: int = 0, flip_tta: bool = False, align: bool = False, gender: bool = False,
                  max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = DETECT_MAX_SIDE,
-                 detect_every: int = DETECT_EVERY):
+                 detect_every: int = DETECT_EVERY, mesh: bool = False, mesh_model: str | None = None):
         self.classifier = ExpressionClassifier(model, threads, flip_tta, align)
         yunet = detector == "yunet"
         kw = {"score_threshold": min_score, "max_side": detect_max_side, "threads": threads} if yunet else {}
@@ -80,6 +84,7 @@ class Analyzer:
         self.detect_every = check_every(detect_every)
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
+        self.landmarker = Landmarker(mesh_model, threads=max(1, threads)) if mesh else None
         # The model's own valence thresholds (fitted on real faces at export), else the defaults.
         self.valence_rule = ValenceRule.from_dict(self.classifier.meta.extra.get("valence"))
 
@@ -98,21 +103,37 @@ class Analyzer:
         dets = self.detector.detect(img)
         return dets[: self.max_faces] if self.max_faces else dets
 
-    def _make_face(self, det, probs: np.ndarray, gender: np.ndarray | None, track_id=None) -> Face:
+    def _make_face(self, img: np.ndarray, det, probs: np.ndarray, gender: np.ndarray | None, track_id=None,
+                   raw: np.ndarray | None = None, mesh: bool | None = None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
         vs, vl = valence(p, self.valence_rule)
         x, y, w, h = det.box
-        return Face((int(round(x)), int(round(y)), int(round(w)), int(round(h))), max(p, key=p.get), p,
+        face = Face((int(round(x)), int(round(y)), int(round(w)), int(round(h))), max(p, key=p.get), p,
                     round(det.score, 4), vl, round(vs, 4),
                     np.round(det.landmarks.astype(np.float64), 1).tolist() if det.landmarks is not None else None, track_id,
-                    {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None)
+                    {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None,
+                    {c: round(float(v), 5) for c, v in zip(self.classes, raw)} if raw is not None else None)
+        if mesh is None:
+            mesh = self.landmarker is not None
+        if mesh:
+            if self.landmarker is None:
+                raise ValueError("this analyzer was made without the face landmarker (Analyzer(mesh=True))")
+            m = self.landmarker.measure(img, det.box, det.landmarks[:2] if det.landmarks is not None else None)
+            face.mesh, face.blendshapes, face.eyes_open, face.attention = m.mesh, m.blendshapes, m.eyes_open, m.attention
+            face.head_pose = {k: round(v, 2) for k, v in m.head_pose.items()}
+            face.gaze = {k: round(v, 2) for k, v in m.gaze.items()}
+            face.blendshapes = {k: round(v, 4) for k, v in m.blendshapes.items()}
+            face.action_units = {k: round(v, 4) for k, v in m.action_units().items()}
+        return face
 
-    def analyze(self, image) -> list[Face]:
-        """All faces in one image (path, PIL image, or BGR array), most confident detection first."""
+    def analyze(self, image, mesh: bool | None = None) -> list[Face]:
+        """All faces in one image (path, PIL image, or BGR array), most confident detection first.
+        `mesh` turns the face-mesh measures on or off for this call (default: as constructed)."""
         img = to_bgr(image)
         dets = self._detect(img)
         probs, gender = self._classify(img, dets)
-        return [self._make_face(d, probs[i], gender[i] if gender is not None else None) for i, d in enumerate(dets)]
+        return [self._make_face(img, d, probs[i], gender[i] if gender is not None else None, mesh=mesh)
+                for i, d in enumerate(dets)]
 
     # -- video ----------------------------------------------------------------------------------
     def new_tracker(self, fps: float = 30.0) -> Tracker:
@@ -171,14 +192,15 @@ class Analyzer:
             dets, ids = dets[: self.max_faces], ids[: self.max_faces]
         return dets, ids
 
-    def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int) -> list[Face]:
+    def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int, mesh: bool | None = None) -> list[Face]:
         """One video or camera frame (BGR): faces with stable `track_id`s and temporally smoothed
-        probabilities. The same step serves files, cameras and the WebSocket stream."""
+        probabilities (`raw_probs`: the frame's own). The same step serves files, cameras and the
+        WebSocket stream."""
         dets, known = self._detect_tracked(frame, tracker, index)
         probs, gender = self._classify(frame, dets)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
-        return [self._make_face(d, smooth[i], gender[i] if gender is not None else None, ids[i])
+        return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None, ids[i], probs[i], mesh)
                 for i, d in enumerate(dets)]
 
     @staticmethod

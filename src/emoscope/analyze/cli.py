@@ -27,6 +27,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", action="store_true", help="rotate faces upright using the eye landmarks")
     p.add_argument("--gender", action="store_true", help="also estimate apparent gender (see the model card)")
     p.add_argument("--max-faces", type=int, help="keep at most K faces per image/frame (largest scores)")
+    p.add_argument("--mesh", action="store_true",
+                   help="also measure each face with MediaPipe's face landmarker: 478-point mesh, 52 blendshapes, head "
+                        "pose, gaze, eyes open, attention and approximate action units (about 10 ms a face)")
+    p.add_argument("--mesh-model", help="face_landmarker.task (else $EMOSCOPE_LANDMARKER_MODEL, cache, download)")
     p.add_argument("--detect-every", type=every_arg, default=DETECT_EVERY,
                    help=f"videos and cameras: full-frame face detection every N analysed frames and on scene cuts, "
                         f"tracked faces re-detected in small windows in between (default {DETECT_EVERY}; 1: every frame)")
@@ -56,7 +60,8 @@ def analyzer_options(args) -> dict:
     worker processes and Ray actors can build their own analyzer from it)."""
     return {"model": args.model, "detector": args.detector, "detector_model": args.detector_model,
             "threads": args.threads, "flip_tta": args.tta, "align": args.align, "gender": args.gender,
-            "max_faces": args.max_faces, "detect_every": args.detect_every}
+            "max_faces": args.max_faces, "detect_every": args.detect_every, "mesh": args.mesh,
+            "mesh_model": args.mesh_model}
 
 
 def make_analyzer(args):
@@ -91,26 +96,38 @@ def output_names(paths: list[str]) -> dict[str, str]:
 
 
 def analyze_video(analyzer, path: str, args, name: str) -> dict:
+    from .annotate import AnnotatedVideo, draw_faces, timecode
+    from .frames import frame_table
     from .video import VideoReader
     stem = os.path.join(args.out, name)
     video = VideoReader(path, args.every)
-    writer = None
+    writer = AnnotatedVideo(stem + ".annotated.mp4", video.fps / video.every) if args.annotate else None
+    records = []
 
     def on_frame(index, t, frame, faces):
-        nonlocal writer
-        from .annotate import draw_faces
-        if writer is None:
-            writer = cv2.VideoWriter(stem + ".annotated.mp4", cv2.VideoWriter_fourcc(*"mp4v"), video.fps / video.every,
-                                     (frame.shape[1], frame.shape[0]))
-        writer.write(draw_faces(frame, faces))
+        records.append((index, t, faces))
+        if writer is not None:
+            writer.write(draw_faces(frame, faces, mesh=args.mesh, stamp=f"{timecode(t)}  frame {index}"))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tl = analyzer.analyze_video(video, on_frame=on_frame if args.annotate else None)
+        try:
+            tl = analyzer.analyze_video(video, on_frame=on_frame)
+        finally:
+            if writer is not None:
+                writer.close()
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    if writer is not None:
-        writer.release()
+    if writer is not None and writer.codec != "h264":
+        print("note: the annotated video is MPEG-4 Part 2, which browsers do not play; "
+              "pip install 'emoscope[video]' for H.264", file=sys.stderr)
+    frames = frame_table(records)
+    frames.to_csv(stem + ".frames.csv", index=False)
+    try:
+        frames.to_parquet(stem + ".frames.parquet", index=False)
+    except ImportError:
+        print("note: no frames.parquet without pyarrow (pip install 'emoscope[batch]'); frames.csv has the same "
+              "table", file=sys.stderr)
     tl.to_csv(stem + ".timeline.csv", index=False)
     if args.format != "csv":
         write_table(pd.DataFrame(tl), stem + ".timeline", args.format)
@@ -136,8 +153,10 @@ def analyze_video(analyzer, path: str, args, name: str) -> dict:
                   f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
                   f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),
     ])
-    return {"file": path, "kind": "video", "frames": -(-video.frames_read // video.every), "rows": len(tl),
-            "people": int(summary.shape[0]), "timeline": stem + ".timeline.csv", "report": stem + ".report.html"}
+    return {"file": path, "kind": "video", "frames": len(records), "rows": len(tl),
+            "frames_without_face": int((frames["success"] == 0).sum()) if len(frames) else 0,
+            "people": int(summary.shape[0]), "timeline": stem + ".timeline.csv", "frame_table": stem + ".frames.csv",
+            "report": stem + ".report.html"}
 
 
 def run_analyze(args) -> int:
@@ -236,7 +255,9 @@ def run_webcam(args) -> int:
                     window = False
             else:
                 print(json.dumps({"frame": index, "fps": round(fps, 1), "latency_ms": round(latency_ms, 2),
-                                  "faces": [{"track": f.track_id, "label": f.label, "box": list(f.box)} for f in faces]}))
+                                  "faces": [{"track": f.track_id, "label": f.label, "box": list(f.box),
+                                             **({"head_pose": f.head_pose, "gaze": f.gaze, "attention": f.attention}
+                                                if f.head_pose else {})} for f in faces]}))
     except KeyboardInterrupt:
         pass
     finally:

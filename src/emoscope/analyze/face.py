@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
 
 @dataclass
 class Face:
@@ -16,6 +18,15 @@ class Face:
     landmarks: list[list[float]] | None = None  # 5 points (eyes, nose, mouth corners) when the detector gives them
     track_id: int | None = None                 # stable per-person id in videos
     gender: dict[str, float] | None = field(default=None)  # only when asked for
+    raw_probs: dict[str, float] | None = None   # videos: this frame's own probabilities (`probs` are smoothed)
+    # with `Analyzer(mesh=True)` (conventions in `emoscope.mesh`):
+    mesh: np.ndarray | None = None              # (478, 3): x, y in pixels, relative z
+    blendshapes: dict[str, float] | None = None  # MediaPipe's 52 coefficients, 0..1
+    head_pose: dict[str, float] | None = None   # yaw, pitch, roll in degrees
+    gaze: dict[str, float] | None = None        # yaw, pitch in degrees (head pose plus the eyes' turn)
+    eyes_open: bool | None = None
+    attention: bool | None = None               # facing the camera within the attention cone, eyes open
+    action_units: dict[str, float] | None = None  # approximate AUs read from the blendshapes
 
     @property
     def confidence(self) -> float:
@@ -24,6 +35,8 @@ class Face:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["box"] = list(d["box"])
+        if self.mesh is not None:
+            d["mesh"] = np.round(self.mesh.astype(np.float64), 2).tolist()
         return {k: v for k, v in d.items() if v is not None}
 
     def scaled(self, factor: float) -> "Face":
@@ -33,4 +46,5 @@ class Face:
             return self
         box = tuple(int(round(v * factor)) for v in self.box)
         lms = [[round(x * factor, 1), round(y * factor, 1)] for x, y in self.landmarks] if self.landmarks else None
-        return replace(self, box=box, landmarks=lms)
+        mesh = self.mesh * np.float32(factor) if self.mesh is not None else None
+        return replace(self, box=box, landmarks=lms, mesh=mesh)

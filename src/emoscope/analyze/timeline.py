@@ -14,12 +14,22 @@ from .tracking import MIN_TRACK_FRAMES
 BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
 
 
+def measures(face: Face) -> dict:
+    """The face-mesh measures of a face as flat columns (none without `Analyzer(mesh=True)`):
+    yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the blendshapes by name and
+    the approximate action units (AU01, ...)."""
+    if face.head_pose is None:
+        return {}
+    return {**face.head_pose, "gaze_yaw": face.gaze["yaw"], "gaze_pitch": face.gaze["pitch"],
+            "eyes_open": face.eyes_open, "attention": face.attention, **face.blendshapes, **face.action_units}
+
+
 class Timeline(pd.DataFrame):
     """Rows: frame, time (s), track (person id), box, detector score, one column per class
     probability (smoothed over time within a track), label, valence, valence_score, and
     short_track (the track has fewer than `MIN_TRACK_FRAMES` analysed frames: a flicker, left
-    out of summaries and charts), and gender_<class> probabilities when the analyzer estimates
-    gender. `thumbnails` holds one face picture (BGR) per track."""
+    out of summaries and charts), gender_<class> probabilities when the analyzer estimates
+    gender, and the face-mesh measures (`measures`) when it measures the mesh. `thumbnails` holds one face picture (BGR) per track."""
 
     _metadata = ["classes", "fps", "thumbnails"]
 
@@ -33,7 +43,7 @@ class Timeline(pd.DataFrame):
         return {"frame": frame, "time": round(time, 4), "track": face.track_id, "x": x, "y": y, "w": w, "h": h,
                 "score": face.score, **face.probs, "label": face.label, "valence": face.valence,
                 "valence_score": face.valence_score,
-                **{f"gender_{c}": v for c, v in (face.gender or {}).items()}}
+                **{f"gender_{c}": v for c, v in (face.gender or {}).items()}, **measures(face)}
 
     @classmethod
     def from_rows(cls, rows: list[dict], classes: list[str], fps: float,

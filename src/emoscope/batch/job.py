@@ -54,7 +54,7 @@ def open_store(job: BatchJob) -> BatchStore:
     opts = job.analyzer_options
     classes = ExpressionClassifier(opts.get("model")).classes
     gender = ExpressionClassifier("gender").classes if opts.get("gender") else None
-    return BatchStore(job.out, classes, gender)
+    return BatchStore(job.out, classes, gender, bool(opts.get("mesh")))
 
 
 def source_key(path: str) -> str:

@@ -38,15 +38,21 @@ class StoreError(ValueError):
     """The output folder is in use by another job, or holds a file that is not a sound part."""
 
 
-def schemas(classes: list[str], gender_classes: list[str] | None = None) -> dict[str, pa.Schema]:
-    """The fixed schema of each table (every part has it, so the datasets always read as one)."""
+def schemas(classes: list[str], gender_classes: list[str] | None = None, mesh: bool = False) -> dict[str, pa.Schema]:
+    """The fixed schema of each table (every part has it, so the datasets always read as one);
+    with `mesh`, the faces carry the face-mesh measures of `Timeline` rows."""
+    from ..mesh import ACTION_UNITS, BLENDSHAPES
     f64, i64, s = pa.float64(), pa.int64(), pa.string()
-    gender = [(f"gender_{c}", f64) for c in gender_classes or []]
+    extra = [(f"gender_{c}", f64) for c in gender_classes or []]
+    if mesh:
+        extra += [(k, f64) for k in ("yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch")]
+        extra += [("eyes_open", pa.bool_()), ("attention", pa.bool_())]
+        extra += [(k, f64) for k in (*BLENDSHAPES, *ACTION_UNITS)]
     return {
         "faces": pa.schema([("source", s), ("kind", s), ("frame", i64), ("time_s", f64), ("track", i64),
                             ("x", i64), ("y", i64), ("w", i64), ("h", i64), ("score", f64),
                             *[(c, f64) for c in classes], ("label", s), ("valence", s), ("valence_score", f64),
-                            ("short_track", pa.bool_()), *gender]),
+                            ("short_track", pa.bool_()), *extra]),
         "videos": pa.schema([("source", s), ("track", i64), ("frames", i64), ("first_s", f64), ("last_s", f64),
                              ("dominant", s), *[(f"share_{c}", f64) for c in classes], ("mean_valence", f64),
                              ("peak_positive_s", f64), ("peak_positive", f64), ("peak_negative_s", f64),
@@ -60,9 +66,9 @@ def schemas(classes: list[str], gender_classes: list[str] | None = None) -> dict
 class BatchStore:
     """An output folder of `emoscope batch`: resumable, written in atomically committed parts."""
 
-    def __init__(self, out: str, classes: list[str], gender_classes: list[str] | None = None):
+    def __init__(self, out: str, classes: list[str], gender_classes: list[str] | None = None, mesh: bool = False):
         self.out = out
-        self.schemas = schemas(classes, gender_classes)
+        self.schemas = schemas(classes, gender_classes, mesh)
         for table in TABLES:
             os.makedirs(os.path.join(out, table), exist_ok=True)
         self._lock_file = self.lock(out)

@@ -1,16 +1,14 @@
-"""Find model files: the embedded expression model, and YuNet (path -> env -> cache -> download)."""
+"""Find model files: the embedded expression model, and the downloadable ones (YuNet, the MediaPipe face
+landmarker): path -> environment variable -> cache -> download checked against its SHA-256."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import urllib.request
+from dataclasses import dataclass
 from importlib import resources
 
-YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-             "face_detection_yunet_2023mar.onnx")
-YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
-YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -37,35 +35,64 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Downloadable:
+    """A model file found like this: a given path, then an environment variable, then the user
+    cache, then a download checked against its SHA-256."""
+
+    name: str     # in messages
+    url: str
+    sha256: str
+    file: str     # its name in the cache
+    env: str      # the environment variable that may name it
+    offline: str  # how else to provide it, for the error message
+
+    def find(self, path: str | None = None, download: bool = True) -> str:
+        if path:
+            if not os.path.isfile(path):
+                raise ModelNotFoundError(f"{self.name} model {path!r} does not exist")
+            return path
+        env = os.environ.get(self.env)
+        if env:
+            if not os.path.isfile(env):
+                raise ModelNotFoundError(f"{self.env}={env!r} does not exist")
+            return env
+        cached = os.path.join(cache_dir(), "models", self.file)
+        if os.path.isfile(cached) and sha256(cached) == self.sha256:
+            return cached
+        if not download:
+            raise ModelNotFoundError(f"{self.name} is not in the cache ({cached}) and downloading is off")
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        tmp = cached + f".part{os.getpid()}"
+        try:
+            with urllib.request.urlopen(self.url, timeout=30) as r, open(tmp, "wb") as f:
+                f.write(r.read())
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"could not download the {self.name} from {self.url} ({exc}). Offline? Put the file at {cached}, "
+                f"set {self.env}, or {self.offline}.") from exc
+        digest = sha256(tmp)
+        if digest != self.sha256:
+            os.remove(tmp)
+            raise ModelNotFoundError(f"downloaded {self.name} has sha256 {digest}, expected {self.sha256}; not used")
+        os.replace(tmp, cached)
+        return cached
+
+
+YUNET = Downloadable(
+    "YuNet face detector",
+    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+    "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0", "face_detection_yunet_2023mar.onnx",
+    "EMOSCOPE_YUNET_MODEL", "pass detector_model=PATH (--detector-model PATH); or use detector='full-frame' for "
+    "images that are already face crops")
+# MediaPipe Face Landmarker (Apache-2.0), the published float16/1 bundle
+LANDMARKER = Downloadable(
+    "MediaPipe face landmarker",
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
+    "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff", "face_landmarker.task",
+    "EMOSCOPE_LANDMARKER_MODEL", "pass mesh_model=PATH (--mesh-model PATH)")
+
+
 def yunet_model(path: str | None = None, download: bool = True) -> str:
     """Locate YuNet: explicit path -> $EMOSCOPE_YUNET_MODEL -> user cache -> download (checksummed)."""
-    if path:
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f"YuNet model {path!r} does not exist")
-        return path
-    env = os.environ.get("EMOSCOPE_YUNET_MODEL")
-    if env:
-        if not os.path.isfile(env):
-            raise ModelNotFoundError(f"EMOSCOPE_YUNET_MODEL={env!r} does not exist")
-        return env
-    cached = os.path.join(cache_dir(), "models", YUNET_FILE)
-    if os.path.isfile(cached) and sha256(cached) == YUNET_SHA256:
-        return cached
-    if not download:
-        raise ModelNotFoundError(f"YuNet is not in the cache ({cached}) and downloading is off")
-    os.makedirs(os.path.dirname(cached), exist_ok=True)
-    tmp = cached + ".part"
-    try:
-        with urllib.request.urlopen(YUNET_URL, timeout=30) as r, open(tmp, "wb") as f:
-            f.write(r.read())
-    except OSError as exc:
-        raise ModelNotFoundError(
-            f"could not download the YuNet face detector from {YUNET_URL} ({exc}). Offline? Put the file "
-            f"at {cached}, set EMOSCOPE_YUNET_MODEL, or pass detector_model=PATH (--detector-model PATH); "
-            f"or use detector='full-frame' for images that are already face crops.") from exc
-    digest = sha256(tmp)
-    if digest != YUNET_SHA256:
-        os.remove(tmp)
-        raise ModelNotFoundError(f"downloaded YuNet has sha256 {digest}, expected {YUNET_SHA256}; not used")
-    os.replace(tmp, cached)
-    return cached
+    return YUNET.find(path, download)

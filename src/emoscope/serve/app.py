@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.workers)
     cv2.setNumThreads(threads)  # OpenCV's pool (resizes, colour conversions) is process-wide: share it out too
     analyzers = AnalyzerPool(lambda: Analyzer(settings.model, detector_model=settings.detector_model, threads=threads,
-                                              detect_max_side=settings.detect_max_side, max_faces=settings.max_faces),
+                                              detect_max_side=settings.detect_max_side, max_faces=settings.max_faces,
+                                              mesh=settings.mesh, mesh_model=settings.mesh_model),
                              settings.workers)
     jobs = JobQueue(analyzers, settings.video_every, settings.retention_s, settings.max_queued_videos,
                     settings.max_video_frames, settings.result_ttl_s)

@@ -23,6 +23,9 @@ def setting(default=MISSING, help: str = "", flag: str | None = None, unit: floa
 class Settings:
     model: str | None = setting(None, "expression ONNX (default: the embedded model)")
     detector_model: str | None = setting(None, "YuNet ONNX path (else $EMOSCOPE_YUNET_MODEL, cache, download)")
+    mesh: bool = setting(False, "load the face landmarker so that requests may ask for the face mesh (?mesh=true): "
+                         "landmarks, blendshapes, head pose, gaze, attention")
+    mesh_model: str | None = setting(None, "face_landmarker.task (else $EMOSCOPE_LANDMARKER_MODEL, cache, download)")
     threads: int = setting(0, "threads per analyzer (0: the cores shared out among workers)")
     workers: int = setting(2, "analyzers working in parallel, each serving one request")
     detect_max_side: int = setting(DETECT_MAX_SIDE, "detector input's longer side; 320 is about 3x faster but "
@@ -82,6 +85,9 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
         flag, unit, help_ = f.metadata["flag"] or "--" + f.name.replace("_", "-"), f.metadata["unit"], f.metadata["help"]
         if f.default_factory is list:
             p.add_argument(flag, dest=f.name, nargs="*", default=None, help=help_)
+            continue
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action="store_true", default=None, help=help_)
             continue
         kind = {int: int, float: float}.get(type(default), str)
         if unit != 1:

@@ -57,11 +57,16 @@ def left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def analyze_image(state, data: bytes, annotate: bool, deadline: float) -> dict:
-    """Analyse on a pooled analyzer; boxes in the upload's own pixels."""
+def check_mesh(state, mesh: bool) -> None:
+    if mesh and not state.settings.mesh:
+        raise UploadError(400, "this server does not measure the face mesh; start it with `emoscope serve --mesh`")
+
+
+def analyze_image(state, data: bytes, annotate: bool, deadline: float, mesh: bool = False) -> dict:
+    """Analyse on a pooled analyzer; boxes (and mesh points) in the upload's own pixels."""
     with decoded_for_analysis(state, data, deadline) as (worker, img, (width, height)):
         t0 = time.perf_counter()
-        faces = worker.analyze(img)
+        faces = worker.analyze(img, mesh=mesh)
     scale = width / img.shape[1] if img.shape[1] else 1.0
     out = {"width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces],
            "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1)}
@@ -73,11 +78,13 @@ def analyze_image(state, data: bytes, annotate: bool, deadline: float) -> dict:
 
 
 @router.post("/v1/analyze")
-async def analyze(request: Request, annotate: bool = False) -> dict:
+async def analyze(request: Request, annotate: bool = False, mesh: bool = False) -> dict:
     state = request.app.state
+    check_mesh(state, mesh)
     with state.admission.enter():  # a full line is answered 503 before the upload is read
         async with uploaded(request, state.settings.max_image_bytes) as data:
-            return await analyzed_in_time(state, analyze_image, data, annotate)
+            return await analyzed_in_time(state, lambda st, d, ann, deadline: analyze_image(st, d, ann, deadline, mesh),
+                                          data, annotate)
 
 
 async def analyzed_in_time(state, fn, data: bytes, *args):

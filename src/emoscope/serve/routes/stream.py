@@ -34,6 +34,9 @@ async def stream(ws: WebSocket):
     state = ws.app.state
     settings = state.settings
     refused = refusal(ws, settings)
+    mesh = ws.query_params.get("mesh", "").lower() in ("1", "true", "yes")
+    if mesh and not settings.mesh:
+        refused = 4400
     if refused:
         await ws.close(code=refused)
         return
@@ -43,12 +46,12 @@ async def stream(ws: WebSocket):
         return
     state.streams["open"] += 1
     try:
-        await serve_stream(ws, state, settings)
+        await serve_stream(ws, state, settings, mesh)
     finally:
         state.streams["open"] -= 1
 
 
-async def serve_stream(ws: WebSocket, state, settings) -> None:
+async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> None:
     """The accepted stream: frames in, faces out, until the client closes it or stays silent
     for `stream_idle_timeout_s` (close code 1001). Each frame is admitted like an image request
     (a full line answers that frame with a 503 error) and has the same timeout."""
@@ -81,7 +84,7 @@ async def serve_stream(ws: WebSocket, state, settings) -> None:
 
     def process(_state, data: bytes, index: int, deadline: float) -> dict:
         with decoded_for_analysis(state, data, deadline) as (worker, img, (width, height)):
-            faces = worker.track_frame(img, tracker, index)
+            faces = worker.track_frame(img, tracker, index, mesh)
         scale = width / img.shape[1]
         return {"frame": index, "width": width, "height": height, "faces": [f.scaled(scale).to_dict() for f in faces]}
 
