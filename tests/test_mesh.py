@@ -1,0 +1,204 @@
+"""The face landmarker: the ONNX conversion against the TFLite reference, the geometry of head pose
+(mirror, in-plane rotation), blendshapes that follow expressions on real photos, the per-frame
+research table and the H.264 annotated video."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+
+pytest.importorskip("onnx")
+pytest.importorskip("tflite")
+
+
+@pytest.fixture(scope="module")
+def task() -> str:
+    return shared_path("models", "face_landmarker.task")
+
+
+@pytest.fixture(scope="module")
+def analyzer(task):
+    from emoscope import Analyzer
+    return Analyzer(detector_model=shared_path("models", "face_detection_yunet.onnx"), mesh=True, mesh_model=task,
+                    threads=1)
+
+
+def sample(name: str) -> np.ndarray:
+    return cv2.imread(shared_path("samples", name))
+
+
+def test_conversion_matches_the_tflite_reference(task, analyzer):
+    """On the sample photos' crops: landmarks within 1 px and blendshapes within 0.02 of LiteRT
+    running the original TFLite models."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    from emoscope import mesh as contract
+    from emoscope.runtime.landmarker import BLENDSHAPES_FILE, LANDMARKS_FILE
+    with zipfile.ZipFile(task) as z:
+        ref = {n: litert.Interpreter(model_content=z.read(n)) for n in (LANDMARKS_FILE, BLENDSHAPES_FILE)}
+    for it in ref.values():
+        it.allocate_tensors()
+
+    def run(name, x):
+        it = ref[name]
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        return [it.get_tensor(o["index"]) for o in it.get_output_details()]
+    landmarker = analyzer.landmarker
+    checked = 0
+    for name in ("facerec_obama.jpg", "facerec_two_people.jpg", "skimage_astronaut.png"):
+        img = sample(name)
+        for det in analyzer.detector.detect(img):
+            x, m, side = landmarker.crop(img, det.box, det.landmarks[:2])
+            ours = landmarker.measure(img, det.box, det.landmarks[:2])
+            points = contract.to_image(run(LANDMARKS_FILE, x)[0].reshape(-1, 3), m, side)
+            assert np.abs(points[:, :2] - ours.mesh[:, :2]).max() < 1.0
+            subset = points[list(contract.BLENDSHAPE_LANDMARKS), :2][None].astype(np.float32)
+            blend = run(BLENDSHAPES_FILE, subset)[0].reshape(-1)
+            assert np.abs(blend - np.array([ours.blendshapes[b] for b in contract.BLENDSHAPES])).max() < 0.02
+            checked += 1
+    assert checked == 4
+
+
+def mirrored(analyzer, img):
+    return analyzer.analyze(img[:, ::-1].copy())
+
+
+def test_a_mirror_flips_yaw_and_roll(analyzer):
+    for name in ("facerec_two_people.jpg", "skimage_astronaut.png"):
+        img = sample(name)
+        faces = sorted(analyzer.analyze(img), key=lambda f: f.box[0])
+        flipped = sorted(mirrored(analyzer, img), key=lambda f: -f.box[0])
+        assert len(faces) == len(flipped)
+        for a, b in zip(faces, flipped):
+            assert abs(a.head_pose["yaw"] + b.head_pose["yaw"]) < 4, (a.head_pose, b.head_pose)
+            assert abs(a.head_pose["roll"] + b.head_pose["roll"]) < 4
+            assert abs(a.head_pose["pitch"] - b.head_pose["pitch"]) < 4
+    two = sorted(analyzer.analyze(sample("facerec_two_people.jpg")), key=lambda f: f.box[0])
+    assert all(abs(f.head_pose["yaw"]) > 5 for f in two)  # both turned; the mirror test is not trivial
+
+
+def test_an_in_plane_rotation_moves_roll(analyzer):
+    img = sample("facerec_obama.jpg")
+    before = analyzer.analyze(img)[0].head_pose["roll"]
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -20, 1.0)  # 20 degrees clockwise on screen
+    turned = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    after = analyzer.analyze(turned)[0].head_pose["roll"]
+    assert abs((after - before) - 20) <= 5, (before, after)
+
+
+def test_blendshapes_follow_expressions_on_real_photos(analyzer):
+    web = shared_path("datasets", "web_faces.zip")
+    means = {}
+    with zipfile.ZipFile(web) as z:
+        for cls in ("surprise", "neutral", "happiness"):
+            names = sorted(n for n in z.namelist() if f"/{cls}/" in n and n.endswith(".jpg"))[:24]
+            values = []
+            for n in names:
+                img = cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_COLOR)
+                faces = analyzer.analyze(img)
+                if faces:
+                    f = max(faces, key=lambda f: f.box[2] * f.box[3])
+                    values.append((f.blendshapes["jawOpen"],
+                                   (f.blendshapes["mouthSmileLeft"] + f.blendshapes["mouthSmileRight"]) / 2))
+            means[cls] = np.mean(values, axis=0)
+    assert means["surprise"][0] > means["neutral"][0] + 0.1
+    assert means["happiness"][1] > means["neutral"][1] + 0.2
+
+
+def test_face_fields_units_and_action_units(analyzer):
+    from emoscope.mesh import ACTION_UNITS, BLENDSHAPES
+    img = sample("facerec_obama.jpg")
+    face = analyzer.analyze(img)[0]
+    assert face.mesh.shape == (478, 3)
+    x, y, w, h = face.box
+    inside = (face.mesh[:, 0] > x - w * 0.3) & (face.mesh[:, 0] < x + w * 1.3) & (face.mesh[:, 1] > y - h * 0.3)
+    assert inside.mean() > 0.98  # pixels of the image, around the face
+    assert set(face.blendshapes) == set(BLENDSHAPES) and set(face.action_units) == set(ACTION_UNITS)
+    assert face.eyes_open and face.attention and abs(face.gaze["yaw"]) < 20
+    d = face.to_dict()
+    assert len(d["mesh"]) == 478 and json.dumps(d)
+    half = analyzer.analyze(cv2.resize(img, None, fx=0.5, fy=0.5))[0].scaled(2.0)
+    assert np.abs(half.mesh[:, :2] - face.mesh[:, :2]).mean() < 4
+    assert analyzer.analyze(img, mesh=False)[0].mesh is None
+
+
+def blank_then_faces(path: str) -> None:
+    """12 grey frames, then 12 frames of the sample portrait."""
+    face = cv2.resize(sample("facerec_obama.jpg"), (320, 400))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 12, (320, 400))
+    for i in range(24):
+        writer.write(np.full_like(face, 90) if i < 12 else face)
+    writer.release()
+
+
+def test_frame_table_and_h264_video(tmp_path, task):
+    from emoscope.cli import main
+    pytest.importorskip("av")
+    video = str(tmp_path / "clip.avi")
+    blank_then_faces(video)
+    out = tmp_path / "out"
+    assert main(["analyze", video, "--out", str(out), "--annotate", "--mesh", "--mesh-model", task,
+                 "--detector-model", shared_path("models", "face_detection_yunet.onnx")]) == 0
+    import pandas as pd
+    frames = pd.read_csv(out / "clip.frames.csv")
+    assert sorted(frames["frame"].unique()) == list(range(24))
+    empty = frames[frames["success"] == 0]
+    assert sorted(empty["frame"]) == list(range(12)) and empty["face_id"].isna().all()
+    found = frames[frames["success"] == 1]
+    assert len(found) == 12 and found["face_id"].nunique() == 1
+    for col in ("timestamp", "confidence", "yaw", "gaze_yaw", "jawOpen", "AU12", "raw_happy", "happy", "lm0_x",
+                "x_477", "z_0", "attention"):
+        assert col in frames.columns, col
+    assert pd.read_parquet(out / "clip.frames.parquet").shape == frames.shape
+    import av
+    with av.open(str(out / "clip.annotated.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(stream)) == 24
+    timeline = pd.read_csv(out / "clip.timeline.csv")
+    assert {"yaw", "pitch", "roll", "jawOpen"} <= set(timeline.columns)
+
+
+def test_service_measures_the_mesh_on_request(task):
+    from fastapi.testclient import TestClient
+    from emoscope.serve.app import create_app
+    from emoscope.serve.settings import Settings
+    photo = open(shared_path("samples", "facerec_obama.jpg"), "rb").read()
+    yunet = shared_path("models", "face_detection_yunet.onnx")
+    with TestClient(create_app(Settings(detector_model=yunet, threads=1, workers=1, mesh=True, mesh_model=task))) as c:
+        face = c.post("/v1/analyze?mesh=true", content=photo).json()["faces"][0]
+        assert len(face["mesh"]) == 478 and "jawOpen" in face["blendshapes"] and "yaw" in face["head_pose"]
+        assert "mesh" not in c.post("/v1/analyze", content=photo).json()["faces"][0]
+        with c.websocket_connect("/v1/stream?mesh=true") as ws:
+            ws.send_bytes(photo)
+            assert "attention" in ws.receive_json()["faces"][0]
+    with TestClient(create_app(Settings(detector_model=yunet, threads=1, workers=1))) as c:
+        r = c.post("/v1/analyze?mesh=true", content=photo)
+        assert r.status_code == 400 and "--mesh" in r.json()["error"]
+
+
+def test_landmarker_is_found_like_yunet(tmp_path, monkeypatch, task):
+    from emoscope.runtime.assets import LANDMARKER, ModelNotFoundError
+    from emoscope.runtime.landmarker import converted_models
+    assert LANDMARKER.find(task) == task
+    monkeypatch.setenv("EMOSCOPE_LANDMARKER_MODEL", str(tmp_path / "missing.task"))
+    with pytest.raises(ModelNotFoundError, match="missing.task"):
+        LANDMARKER.find()
+    monkeypatch.delenv("EMOSCOPE_LANDMARKER_MODEL")
+    monkeypatch.setenv("EMOSCOPE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelNotFoundError, match="downloading is off"):
+        LANDMARKER.find(download=False)
+    (tmp_path / "bad.task").write_bytes(b"not a zip")
+    with pytest.raises(ModelNotFoundError, match="not a MediaPipe face landmarker bundle"):
+        converted_models(str(tmp_path / "bad.task"))
+    paths = converted_models(task)
+    assert all(os.path.getsize(p) > 100_000 for p in paths)
+    assert converted_models(task) == paths  # converted once, then read from the cache
