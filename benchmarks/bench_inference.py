@@ -6,6 +6,8 @@
 - a 1280x720 video tiled from the samples (at least 5 faces): FPS at default settings;
 - the webcam path (`emoscope webcam --no-window` on a file source): per-frame latency p50/p95;
 - peak RSS of the video pipeline;
+- the face landmarker (`--mesh`): its cost per face alone, and FPS on the one-face video with it
+  (`--no-with-mesh` leaves it out);
 - with --fer-python, the `fer` package's own pipeline (Haar cascade + its CNN) on the same frames
   in its own virtual environment, and the ratios (`speedup_vs_fer_default`).
 Each pipeline runs in a child process of its own, so its peak RSS is its own. Every timing is the
@@ -33,6 +35,7 @@ from emoscope.runtime import ExpressionClassifier
 
 SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 YUNET = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
+LANDMARKER = os.environ.get("EMOSCOPE_LANDMARKER_MODEL") or os.path.join(SHARED, "models", "face_landmarker.task")
 
 
 def rss_mb() -> float:
@@ -96,7 +99,7 @@ def write_tiled_video(path: str, n: int = 300) -> str:
 def child(args) -> None:
     """One pipeline on one video: FPS, frames with a face, the largest box per frame, peak RSS."""
     a = Analyzer(args.model, detector_model=YUNET, threads=args.threads, detect_max_side=args.detect_side,
-                 detect_every=args.detect_every)
+                 detect_every=args.detect_every, mesh=args.mesh, mesh_model=LANDMARKER if args.mesh else None)
     for _ in a.iter_video(args.video, max_frames=10, progress=False):  # warm-up, as fer gets below
         pass
     boxes, frames, found, faces = [], 0, 0, 0
@@ -111,13 +114,31 @@ def child(args) -> None:
                       "boxes": boxes, "rss": rss_mb(), "torch": "torch" in sys.modules}))
 
 
-def run_child(video: str, args, side: int, every: int) -> dict:
+def run_child(video: str, args, side: int, every: int, mesh: bool = False) -> dict:
     """The fastest of `args.repeats` child runs (the peak RSS: the largest)."""
     cmd = [sys.executable, __file__, "--video", video, "--threads", str(args.threads), "--detect-side", str(side),
-           "--detect-every", str(every)] + (["--model", args.model] if args.model else [])
+           "--detect-every", str(every)] + (["--model", args.model] if args.model else []) + (["--mesh"] if mesh else [])
     runs = [json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             for _ in range(args.repeats)]
     return {**max(runs, key=lambda r: r["fps"]), "rss": max(r["rss"] for r in runs)}
+
+
+def mesh_ms_per_face(threads: int, repeats: int = 50) -> float:
+    """The face landmarker alone (landmarks, blendshapes and the derived measures) on one face."""
+    from emoscope.runtime.detector import YuNetDetector
+    from emoscope.runtime.landmarker import Landmarker
+    img = cv2.imread(os.path.join(SHARED, "samples", "facerec_obama.jpg"))
+    det = YuNetDetector(YUNET).detect(img)[0]
+    lm = Landmarker(LANDMARKER, threads=max(1, threads))
+    for _ in range(5):
+        lm.measure(img, det.box, det.landmarks[:2])
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(repeats):
+            lm.measure(img, det.box, det.landmarks[:2])
+        best = min(best, (time.perf_counter() - t) / repeats * 1000)
+    return best
 
 
 def webcam_latency(video: str, args) -> dict:
@@ -189,6 +210,12 @@ def main(args) -> dict:
         "pipeline_peak_rss_mb": round(max(c["rss"] for c in (per_frame, default, small)), 1),
         "torch_imported": any(c["torch"] for c in (per_frame, default, small)),
     })
+    if args.with_mesh:
+        meshed = run_child(video, args, 640, DETECT_EVERY, mesh=True)
+        result.update({"mesh_ms_per_face": round(mesh_ms_per_face(args.threads), 2),
+                       "fps_mesh": round(meshed["fps"], 1), "ms_per_frame_mesh": round(1000 / meshed["fps"], 2),
+                       "frames_with_face_mesh": f"{meshed['found']}/{meshed['frames']}",
+                       "mesh_pipeline_peak_rss_mb": round(meshed["rss"], 1), "mesh_torch_imported": meshed["torch"]})
     tiled_default = run_child(tiled, args, 640, DETECT_EVERY)
     tiled_per_frame = run_child(tiled, args, 640, 1)
     result.update({"tiled_1280x720_fps_default": round(tiled_default["fps"], 1),
@@ -203,6 +230,8 @@ def main(args) -> dict:
                        "speedup_vs_fer_default": round(ms / result["ms_per_frame_default"], 1),
                        "speedup_vs_fer_per_frame_detection": round(ms / result["ms_per_frame_per_frame_detection"], 1),
                        "speedup_vs_fer_default_detect320": round(ms * small["fps"] / 1000, 1)})
+        if args.with_mesh:
+            result["speedup_vs_fer_mesh"] = round(ms / result["ms_per_frame_mesh"], 1)
         ms, found = fer_ms_per_frame(args.fer_python, tiled, args.repeats)
         result.update({"fer_tiled_ms_per_frame": round(ms, 2), "fer_tiled_frames_with_face": f"{found}/100",
                        "tiled_speedup_vs_fer_default": round(ms * tiled_default["fps"] / 1000, 1)})
@@ -217,7 +246,10 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=3, help="runs of each timing; the fastest is kept")
     p.add_argument("--detect-side", type=int, default=640, help=argparse.SUPPRESS)   # child mode
     p.add_argument("--detect-every", type=int, default=DETECT_EVERY, help=argparse.SUPPRESS)
+    p.add_argument("--with-mesh", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the face landmarker (--mesh) alone and on the one-face video")
     p.add_argument("--video", help=argparse.SUPPRESS)  # child mode: one pipeline, report its own peak RSS
+    p.add_argument("--mesh", action="store_true", help=argparse.SUPPRESS)  # child mode: the pipeline with --mesh
     args = p.parse_args()
     if args.video:
         child(args)
