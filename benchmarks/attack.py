@@ -87,17 +87,17 @@ def scan_bomb(repeats: int = 3000) -> bytes:
 
 
 class Watch:
-    """While its block runs: /health latency, a normal photo's answer time and the server's RSS,
-    sampled in the background."""
+    """While its block runs: /health latency, a normal photo's answer time (unless `photo` is
+    None), `also`'s latency (another GET path) and the server's RSS, sampled in the background."""
 
-    def __init__(self, url: str, pid: int, photo: bytes):
-        self.url, self.pid, self.photo = url, pid, photo
-        self.health, self.photos, self.rss = [], [], [rss_mb(pid)]
+    def __init__(self, url: str, pid: int, photo: bytes | None, also: str | None = None):
+        self.url, self.pid, self.photo, self.also = url, pid, photo, also
+        self.health, self.photos, self.also_s, self.rss = [], [], [], [rss_mb(pid)]
 
     def __enter__(self):
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._loop, args=(f,), daemon=True)
-                        for f in (self._health, self._photo, self._rss)]
+        probes = [self._health, self._rss] + ([self._photo] if self.photo else []) + ([self._also] if self.also else [])
+        self.threads = [threading.Thread(target=self._loop, args=(f,), daemon=True) for f in probes]
         for t in self.threads:
             t.start()
         return self
@@ -108,11 +108,15 @@ class Watch:
 
     def _health(self):
         self.health.append(request(self.url + "/health", timeout=10)[0])
-        time.sleep(0.05)
+        time.sleep(0.02)
 
     def _photo(self):
         self.photos.append(request(self.url + "/v1/analyze", self.photo, timeout=30))
         time.sleep(0.2)
+
+    def _also(self):
+        self.also_s.append(request(self.url + self.also, timeout=30)[0])
+        time.sleep(0.05)
 
     def _rss(self):
         self.rss.append(rss_mb(self.pid))
@@ -204,19 +208,12 @@ def main() -> None:
         # 1. memory: decompression-bomb-sized PNGs and videos declaring huge frames, all at once
         bomb = png16(6300)
         video = huge_frame_avi(os.path.join(tempfile.mkdtemp(), "huge.avi"))
-        peak = [start]
-        done = threading.Event()
-
-        def watch():
-            while not done.is_set():
-                peak.append(rss_mb(pid))
-                time.sleep(0.05)
-        threading.Thread(target=watch, daemon=True).start()
-        with ThreadPoolExecutor(12) as pool:
-            pngs = [pool.submit(request, url + "/v1/analyze", bomb) for _ in range(8)]
-            vids = [pool.submit(request, url + "/v1/videos", video) for _ in range(4)]
-            codes = [f.result()[1] for f in pngs], [f.result()[1] for f in vids]
-        done.set()
+        with Watch(url, pid, None) as w:
+            with ThreadPoolExecutor(12) as pool:
+                pngs = [pool.submit(request, url + "/v1/analyze", bomb) for _ in range(8)]
+                vids = [pool.submit(request, url + "/v1/videos", video) for _ in range(4)]
+                codes = [f.result()[1] for f in pngs], [f.result()[1] for f in vids]
+        peak = w.rss
         result.update({"bomb_png_bytes": len(bomb), "bomb_png_codes": codes[0], "huge_video_codes": codes[1],
                        "rss_start_mb": round(start, 1), "rss_peak_mb": round(max(peak), 1),
                        "rss_growth_mb": round(max(peak) - start, 1)})
@@ -224,20 +221,12 @@ def main() -> None:
         # 2. a burst of 70 large many-face photos, with /health probed all along
         big = many_faces_photo()
         normal = statistics.median(request(url + "/v1/analyze", photo)[0] for _ in range(5))
-        health, stop = [], threading.Event()
-
-        def probe():
-            while not stop.is_set():
-                health.append(request(url + "/health", timeout=10)[0])
-                time.sleep(0.02)
-        prober = threading.Thread(target=probe, daemon=True)
-        prober.start()
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(70) as pool:
-            burst = list(pool.map(lambda _: request(url + "/v1/analyze", big), range(70)))
-        burst_s = time.perf_counter() - t0
-        stop.set()
-        prober.join()
+        with Watch(url, pid, None) as w:
+            with ThreadPoolExecutor(70) as pool:
+                burst = list(pool.map(lambda _: request(url + "/v1/analyze", big), range(70)))
+            burst_s = time.perf_counter() - t0
+        health = w.health
         rejected = [s for s, c in burst if c == 503]
         t1 = time.perf_counter()
         recovered = None
@@ -281,19 +270,9 @@ def main() -> None:
 
         # 6. WebSockets with one large frame each
         big_frame = photo + b"\x00" * (14 * 2**20)
-        model_times: list[float] = []
-        with Watch(url, pid, photo) as w:
-            probe_stop = threading.Event()
-
-            def model_probe():
-                while not probe_stop.is_set():
-                    model_times.append(request(url + "/v1/model", timeout=30)[0])
-                    time.sleep(0.05)
-            t = threading.Thread(target=model_probe, daemon=True)
-            t.start()
+        with Watch(url, pid, photo, also="/v1/model") as w:
             outcomes = ws_big_frames(url, big_frame, 60)
-            probe_stop.set()
-            t.join()
+        model_times = w.also_s
         result["ws_large_frames"] = {"sockets": 60, "outcomes": {str(o): outcomes.count(o) for o in set(outcomes)},
                                      "model_max_s": round(max(model_times), 3) if model_times else None, **w.report()}
         cam_thread.join(args.camera_seconds + 60)
