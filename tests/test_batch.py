@@ -421,3 +421,82 @@ def test_campaigns_without_faces_or_videos_end_in_a_report(tmp_path, capsys):
                  *detector()]) == 2
     err = capsys.readouterr().err
     assert "not a text CSV file" in err and "codec" not in err
+
+
+def test_group_test_and_baseline_curve_have_the_scripted_answer():
+    """Two groups that react opposite ways at second 5: the permutation test tells them apart; the
+    baseline-corrected curve is each viewer's valence minus their own average."""
+    from emoscope.batch.campaign import permutation_p
+    rng = np.random.default_rng(1)
+    valence = {}
+    for i in range(8):
+        v = list(rng.normal(0.1 * i, 0.02, 12))
+        v[5] = v[5] + (0.8 if i < 4 else -0.8)
+        valence[i] = v
+    faces = viewers_faces(valence, seconds=12)
+    manifest = pd.DataFrame([{"source": f"viewer{i}.mp4", "kind": "video", "status": "done", "reason": "",
+                              "duration_s": 12.0} for i in range(8)])
+    groups = {f"viewer{i}": ("up" if i < 4 else "down") for i in range(8)}
+    groups["nobody"] = "ghost"
+    res = aggregate(faces, manifest, groups)
+    own = {i: np.mean(v) for i, v in valence.items()}
+    expected = np.mean([valence[i][3] - own[i] for i in range(8)])
+    assert res["per_second"].set_index("second").loc[3, "change"] == pytest.approx(expected, abs=1e-6)
+    assert any("'nobody'" in w for w in res["warnings"])
+    assert dict(zip(res["group_sizes"]["group"], res["group_sizes"]["viewers"])) == {"down": 4, "up": 4}
+    assert permutation_p([0.8, 0.7, 0.9, 0.85], [-0.8, -0.7, -0.9, -0.75]) < 0.05
+    assert permutation_p([0.1, -0.1, 0.05, 0.0], [0.08, -0.05, 0.02, -0.01]) > 0.3
+    by_group = res["per_second_by_group"].set_index(["group", "second"])
+    assert by_group.loc[("up", 5), "change"] > 0.5 > -0.5 > by_group.loc[("down", 5), "change"]
+
+
+def write_frames(path: str, frames: list[np.ndarray], fps: float) -> None:
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+@pytest.mark.slow
+def test_campaign_with_a_stimulus_offsets_and_groups(tmp_path, capsys):
+    """A 4 s ad; one recording on time, one starting 2 s late (offset file), one running 3 s past
+    the ad; a groups file naming an unknown recording."""
+    cap = cv2.VideoCapture(shared_path("samples", "facerec_short_hamilton_clip.mp4"))
+    clip = []
+    while len(clip) < 120:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        clip.append(frame)
+    fps = 30.0
+    blank = [np.full_like(clip[0], 40)] * 60
+    write_frames(str(tmp_path / "ad.avi"), clip, fps)
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    write_frames(str(rec / "ontime.avi"), clip, fps)
+    write_frames(str(rec / "late.avi"), blank + clip, fps)
+    write_frames(str(rec / "long.avi"), clip + clip[:90], fps)
+    (tmp_path / "offsets.csv").write_text("video,offset_s\nlate.avi,2.0\n")
+    (tmp_path / "groups.csv").write_text("video,group\nontime,a\nlate,a\nmissing-viewer,b\n")
+    out = tmp_path / "campaign"
+    assert main(["campaign", str(rec), "--out", str(out), "--stimulus", str(tmp_path / "ad.avi"),
+                 "--offsets", str(tmp_path / "offsets.csv"), "--groups", str(tmp_path / "groups.csv"),
+                 "--workers", "1", *detector()]) == 0
+    err = capsys.readouterr().err
+    assert "missing-viewer" in err and "long.avi" in err  # unknown name; a recording without a group
+    per_second = pd.read_csv(out / "per_second.csv")
+    assert list(per_second["second"]) == [0, 1, 2, 3]
+    viewers = pd.read_csv(out / "viewers.csv").set_index("viewer")
+    assert list(viewers.loc[[v for v in viewers.index if v.endswith(("ontime.avi", "late.avi", "long.avi"))],
+                            "seconds"]) == [4, 4, 4]
+    faces = pd.read_parquet(out / "batch" / "faces")
+    from emoscope.batch.campaign import offset_of, prob_columns, viewer_seconds
+    vs = viewer_seconds(faces, prob_columns(faces), {"late.avi": 2.0}, 4.0).set_index(["viewer", "second"])
+    late = vs.xs(next(v for v in vs.index.levels[0] if v.endswith("late.avi")))["valence"]
+    ontime = vs.xs(next(v for v in vs.index.levels[0] if v.endswith("ontime.avi")))["valence"]
+    assert list(late.index) == [0, 1, 2, 3] and np.abs(late - ontime).max() < 0.1
+    assert offset_of("/x/late.avi", {"late": 2.0}) == 2.0
+    text = (out / "report.html").read_text()
+    assert "id='stimulus'" in text and (out / "stimulus.mp4").exists() and "data-seek" in text
+    assert "missing-viewer" in text and (out / "report.pdf").stat().st_size > 10_000
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")

@@ -9,12 +9,15 @@ import csv
 import html
 import math
 import os
+import sys
+
+import cv2
 
 import numpy as np
 import pandas as pd
 
-from ..report import PlottingUnavailable, png_tag, table, write_html
 from ..labels import EXPRESSIONS
+from ..report import PlottingUnavailable, png_tag, table, write_html
 from .store import read_table, schemas
 
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (larger: 1.96 + 2.4/df, within 0.002).
@@ -36,19 +39,29 @@ def prob_columns(faces: pd.DataFrame) -> list[str]:
     return cols[cols.index("score") + 1: cols.index("label")]
 
 
-def viewer_seconds(faces: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per viewer (recording) per second in which a face was found. The viewer is the
-    largest face of each analysed frame; a second's valence and probabilities are the means over
-    its frames, its label the most probable mean class."""
+def viewer_seconds(faces: pd.DataFrame, classes: list[str], offsets: dict[str, float] | None = None,
+                   length: float | None = None) -> pd.DataFrame:
+    """One row per viewer (recording) per second of the stimulus in which a face was found. Time
+    is counted from where the stimulus starts in each recording (`offsets`, seconds; 0 when not
+    given) and frames outside the stimulus (before it starts, or after `length`) are left out.
+    The viewer is the largest face of each analysed frame; a second's valence and probabilities
+    are the means over its frames, its label the most probable mean class, `attentive` the share
+    of its frames facing the camera (when the faces carry the mesh's `attention`)."""
+    columns = ["viewer", "second", *classes, "valence", "label", "attentive"]
     v = faces[faces["kind"] == "video"]
     if v.empty:
-        return pd.DataFrame(columns=["viewer", "second", *classes, "valence", "label"])
+        return pd.DataFrame(columns=columns)
     v = v.assign(area=v["w"] * v["h"])
     v = v.loc[v.groupby(["source", "frame"])["area"].idxmax()]
-    v = v.assign(second=np.floor(v["time_s"]).astype(int))
-    out = v.groupby(["source", "second"])[[*classes, "valence_score"]].mean().reset_index()
+    t = v["time_s"] - v["source"].map(lambda src: offset_of(src, offsets)).astype(float)
+    v = v.assign(t=t)[(t >= 0) & ((t < length) if length else True)]
+    if v.empty:
+        return pd.DataFrame(columns=columns)
+    v = v.assign(second=np.floor(v["t"]).astype(int),
+                 attentive=v["attention"].astype(float) if "attention" in v else np.nan)
+    out = v.groupby(["source", "second"])[[*classes, "valence_score", "attentive"]].mean().reset_index()
     out["label"] = out[classes].idxmax(axis=1)
-    return out.rename(columns={"source": "viewer", "valence_score": "valence"})
+    return out.rename(columns={"source": "viewer", "valence_score": "valence"})[columns]
 
 
 def _interval(x: pd.Series) -> tuple[float, float]:
@@ -97,72 +110,176 @@ def find_peaks(curve: pd.DataFrame, min_viewers: int, top: int = PEAKS, gap: int
                                        "change_ci_high", "viewers_agreeing"])
 
 
-def viewer_table(vs: pd.DataFrame, durations: pd.Series, groups: dict[str, str] | None) -> pd.DataFrame:
-    """Per viewer: seconds recorded and with a face (engagement = their ratio), mean valence,
-    dominant expression, the second of their highest and lowest valence, and their group."""
+def recorded_seconds(duration: float, offset: float, length: float | None) -> int:
+    """Seconds of the stimulus a recording covers: from its offset to its end (or the stimulus's
+    end), a last partial second counted when at least half of it was recorded."""
+    covered = duration - offset
+    if length:
+        covered = min(covered, length)
+    return max(0, int(math.floor(covered + 0.5)))
+
+
+def viewer_table(vs: pd.DataFrame, durations: pd.Series, groups: dict[str, str] | None,
+                 offsets: dict[str, float] | None = None, length: float | None = None) -> pd.DataFrame:
+    """Per viewer: seconds of the stimulus recorded and with a face (engagement = their ratio),
+    with the mesh the seconds facing the screen (attention = their ratio to the seconds recorded),
+    mean valence, dominant expression, the second of their highest and lowest valence, and their
+    group."""
     rows = []
     for viewer, duration in durations.items():
-        g = vs[vs["viewer"] == viewer]
-        recorded = max(1, math.ceil(duration))
+        recorded = recorded_seconds(duration, offset_of(viewer, offsets), length)
+        g = vs[(vs["viewer"] == viewer) & (vs["second"] < recorded)]
+        attentive = int((g["attentive"] > 0.5).sum()) if g["attentive"].notna().any() else None
         rows.append({"viewer": viewer, "group": group_of(viewer, groups) if groups else None,
-                     "seconds": recorded, "seconds_with_face": len(g), "engagement": len(g) / recorded,
+                     "offset_s": offset_of(viewer, offsets), "seconds": recorded, "seconds_with_face": len(g),
+                     "engagement": len(g) / recorded if recorded else float("nan"),
+                     "seconds_attentive": attentive,
+                     "attention": attentive / recorded if attentive is not None and recorded else float("nan"),
                      "mean_valence": g["valence"].mean() if len(g) else float("nan"),
                      "dominant": g["label"].mode().iat[0] if len(g) else None,
                      "best_second": int(g.loc[g["valence"].idxmax(), "second"]) if len(g) else None,
                      "worst_second": int(g.loc[g["valence"].idxmin(), "second"]) if len(g) else None})
-    out = pd.DataFrame(rows, columns=["viewer", "group", "seconds", "seconds_with_face", "engagement",
-                                      "mean_valence", "dominant", "best_second", "worst_second"])
-    return out if groups else out.drop(columns=["group"])
+    out = pd.DataFrame(rows, columns=["viewer", "group", "offset_s", "seconds", "seconds_with_face", "engagement",
+                                      "seconds_attentive", "attention", "mean_valence", "dominant", "best_second",
+                                      "worst_second"])
+    if not groups:
+        out = out.drop(columns=["group"])
+    if out["seconds_attentive"].isna().all():
+        out = out.drop(columns=["seconds_attentive", "attention"])
+    return out
 
 
-def read_groups(path: str) -> dict[str, str]:
-    """video → group from a CSV with columns video,group (video: a path, file name or stem)."""
+def read_video_table(path: str, column: str, parse, what: str) -> dict:
+    """video -> `parse(column)` from a CSV with the columns video,<column> (video: a path, file
+    name or stem), with errors in plain words."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"video", "group"} <= {c.strip() for c in reader.fieldnames}:
-                raise ValueError(f"{path}: needs the columns video,group")
-            return {r["video"].strip(): (r.get("group") or "").strip() for r in reader if r.get("video")}
+            if not reader.fieldnames or not {"video", column} <= {c.strip() for c in reader.fieldnames}:
+                raise ValueError(f"{path}: needs the columns video,{column}")
+            out = {}
+            for line, r in enumerate(reader, start=2):
+                if not (r.get("video") or "").strip():
+                    continue
+                try:
+                    out[r["video"].strip()] = parse((r.get(column) or "").strip())
+                except ValueError:
+                    raise ValueError(f"{path}, line {line}: {column} must be {what}") from None
+            return out
     except (UnicodeDecodeError, csv.Error):
-        raise ValueError(f"{path} is not a text CSV file (UTF-8) with the columns video,group") from None
+        raise ValueError(f"{path} is not a text CSV file (UTF-8) with the columns video,{column}") from None
     except OSError as exc:
-        raise ValueError(f"cannot read the groups file {path} ({exc.strerror or 'input/output error'})") from None
+        raise ValueError(f"cannot read {path} ({exc.strerror or 'input/output error'})") from None
 
 
-def group_of(source: str, groups: dict[str, str]) -> str:
-    for key in (source, os.path.basename(source), os.path.splitext(os.path.basename(source))[0]):
-        if key in groups:
-            return groups[key]
-    return "(no group)"
+def read_groups(path: str) -> dict[str, str]:
+    """video -> group from a CSV with columns video,group."""
+    return read_video_table(path, "group", str, "a name")
 
 
-def aggregate(faces: pd.DataFrame, manifest: pd.DataFrame, groups: dict[str, str] | None = None) -> dict:
-    """The campaign's tables from a batch job's faces and manifest: per_second, peaks, viewers, and
-    with `groups` per_second and peaks for each group (a `group` column)."""
+def read_offsets(path: str) -> dict[str, float]:
+    """video -> offset_s (where the stimulus starts in that recording) from a CSV video,offset_s."""
+    return read_video_table(path, "offset_s", float, "a number of seconds")
+
+
+def _keys(source: str) -> tuple[str, str, str]:
+    return source, os.path.basename(source), os.path.splitext(os.path.basename(source))[0]
+
+
+def group_of(source: str, groups: dict[str, str] | None) -> str | None:
+    """The group a recording belongs to (its path, file name or stem in `groups`), or None."""
+    return next((groups[k] for k in _keys(source) if k in (groups or {})), None)
+
+
+def offset_of(source: str, offsets: dict[str, float] | None) -> float:
+    """Where the stimulus starts in a recording, in seconds (0 when `offsets` does not name it)."""
+    return next((offsets[k] for k in _keys(source) if k in (offsets or {})), 0.0)
+
+
+def unmatched(names: dict[str, object] | None, sources) -> list[str]:
+    """The names of a groups or offsets file that match no recording."""
+    known = {k for s in sources for k in _keys(s)}
+    return sorted(n for n in (names or {}) if n not in known)
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray, rounds: int = 10_000, seed: int = 0) -> float:
+    """Two-sided permutation test of a difference in means between two groups of viewers."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    both = np.concatenate([a, b])
+    observed = abs(a.mean() - b.mean())
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((rounds, len(both))), axis=1)
+    diffs = np.abs(both[perms[:, :len(a)]].mean(1) - both[perms[:, len(a):]].mean(1))
+    return float((np.sum(diffs >= observed - 1e-12) + 1) / (rounds + 1))
+
+
+def aggregate(faces: pd.DataFrame, manifest: pd.DataFrame, groups: dict[str, str] | None = None,
+              offsets: dict[str, float] | None = None, length: float | None = None) -> dict:
+    """The campaign's tables from a batch job's faces and manifest: per_second (over the stimulus's
+    `length` when known, else the longest aligned recording), peaks, viewers, warnings, and with
+    `groups` per_second and peaks for each group, the group sizes and a permutation test of the
+    difference between groups at each moment. Recordings without a group stay out of the group
+    comparisons; names in `groups` or `offsets` that match no recording are warned about."""
     classes = prob_columns(faces)
     done = manifest[(manifest["kind"] == "video") & (manifest["status"] == "done")]
     durations = done.set_index("source")["duration_s"]
-    vs = viewer_seconds(faces[faces["source"].isin(durations.index)], classes)
-    seconds = int(math.ceil(durations.max())) if len(durations) else 0
+    vs = viewer_seconds(faces[faces["source"].isin(durations.index)], classes, offsets, length)
+    covered = [recorded_seconds(d, offset_of(s, offsets), length) for s, d in durations.items()]
+    seconds = int(math.ceil(length)) if length else max(covered, default=0)
+    # a viewer counts in a second only while their recording runs: seconds after it stops are missing
+    vs = vs[vs["second"] < vs["viewer"].map(dict(zip(durations.index, covered)))]
 
     def analyse(part: pd.DataFrame, n_viewers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         curve = per_second(part, classes, seconds)
         return curve, find_peaks(curve, max(2, math.ceil(n_viewers / 2)))
 
     curve, peaks = analyse(vs, len(durations))
-    out = {"per_second": curve, "peaks": peaks, "viewers": viewer_table(vs, durations, groups), "classes": classes,
-           "failed": manifest[manifest["status"] == "failed"][["source", "reason"]]}
+    warnings = [f"{kind} names {n!r}, which matches no recording" for kind, names in (("groups file", groups),
+                ("offsets file", offsets)) for n in unmatched(names, manifest["source"])]
+    out = {"per_second": curve, "peaks": peaks, "classes": classes, "seconds": seconds,
+           "viewers": viewer_table(vs, durations, groups, offsets, length),
+           "failed": manifest[manifest["status"] == "failed"][["source", "reason"]], "warnings": warnings}
     if groups:
         by_group = {s: group_of(s, groups) for s in durations.index}
+        ungrouped = sorted(os.path.basename(s) for s, g in by_group.items() if g is None)
+        if ungrouped:
+            warnings.append(f"no group for {len(ungrouped)} recording(s), left out of the group comparison: "
+                            + ", ".join(ungrouped))
+        names = sorted({g for g in by_group.values() if g is not None})
         curves, peak_tables = [], []
-        for name in sorted(set(by_group.values())):
+        for name in names:
             members = [s for s, g in by_group.items() if g == name]
             c, p = analyse(vs[vs["viewer"].isin(members)], len(members))
             curves.append(c.assign(group=name))
             peak_tables.append(p.assign(group=name))
-        out["per_second_by_group"] = pd.concat(curves, ignore_index=True)
-        out["peaks_by_group"] = pd.concat(peak_tables, ignore_index=True)
+        empty = pd.DataFrame(columns=[*curve.columns, "group"])
+        out["per_second_by_group"] = pd.concat(curves, ignore_index=True) if curves else empty
+        out["peaks_by_group"] = pd.concat(peak_tables, ignore_index=True) if peak_tables else \
+            pd.DataFrame(columns=[*peaks.columns, "group"])
+        out["group_sizes"] = pd.DataFrame({"group": names, "viewers": [sum(g == n for g in by_group.values())
+                                                                        for n in names]})
+        out["group_tests"] = group_tests(vs, peaks, by_group, names)
     return out
+
+
+def group_tests(vs: pd.DataFrame, peaks: pd.DataFrame, by_group: dict, names: list[str]) -> pd.DataFrame:
+    """At each moment of the whole audience, each pair of groups: their mean change from their
+    own average valence, and the permutation test's p-value for the difference."""
+    vs = vs.assign(change=vs["valence"] - vs.groupby("viewer")["valence"].transform("mean"),
+                   group=vs["viewer"].map(by_group))
+    rows = []
+    for _, p in peaks.iterrows():
+        at = vs[vs["second"] == p["second"]]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                xa, xb = at.loc[at["group"] == a, "change"], at.loc[at["group"] == b, "change"]
+                rows.append({"second": int(p["second"]), "kind": p["kind"], "group_a": a, "group_b": b,
+                             "n_a": len(xa), "n_b": len(xb), "change_a": xa.mean(), "change_b": xb.mean(),
+                             "p_value": permutation_p(xa, xb)})
+    return pd.DataFrame(rows, columns=["second", "kind", "group_a", "group_b", "n_a", "n_b", "change_a", "change_b",
+                                       "p_value"])
 
 
 def clock(second: int) -> str:
@@ -176,103 +293,283 @@ def describe_peak(p) -> str:
             f"{p['viewers']} viewers moved that way.")
 
 
-def _charts(res: dict, out: str) -> dict[str, str]:
-    """PNG charts: valence with its CI and the peaks, expression shares, groups compared."""
+FEW_VIEWERS = 0.5  # seconds with fewer than this share of the viewers are drawn faded
+
+
+def _mmss_axis(ax, seconds: int) -> None:
+    ticks = list(range(0, seconds + 1, max(1, int(math.ceil(seconds / 12 / 5)) * 5 if seconds > 12 else 1)))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([clock(t) for t in ticks])
+    ax.set_xlim(0, max(1, seconds))
+
+
+def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
+    """The report's charts as PNG files, each with its title, n and axes in mm:ss: the change from
+    each viewer's own average valence (what the moments are computed on) with its 95% CI, seconds
+    with few viewers faded, the moments marked, the absolute valence dashed; the expression
+    shares as bars per second; the groups compared. Returns, per chart, its path and the
+    horizontal extent of its axes in the figure (for the report's playhead)."""
     from ..analyze.annotate import CLASS_COLORS_RGB
     from ..report import pyplot
     plt = pyplot()
-    curve, paths = res["per_second"], {}
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    ax.fill_between(curve["second"], curve["ci_low"], curve["ci_high"], color="#4c72b0", alpha=0.25, label="95% CI")
-    ax.plot(curve["second"], curve["valence"], color="#4c72b0", lw=1.8, label="mean valence")
-    for _, p in res["peaks"].iterrows():
-        ax.axvline(p["second"], color="#2a9d3a" if p["kind"] == "positive" else "#c0392b", ls="--", lw=1)
+    curve, charts, seconds = res["per_second"], {}, res["seconds"]
+    mid = curve["second"] + 0.5  # a second's value is drawn at its middle
+
+    def save(fig, ax, name):
+        fig.tight_layout()
+        path = os.path.join(out, f"{name}.png")
+        fig.savefig(path, dpi=110)
+        box = ax.get_position()
+        charts[name] = {"path": path, "x0": box.x0, "x1": box.x1, "seconds": seconds}
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    few = curve["viewers"] < FEW_VIEWERS * max(1, n_viewers)
+    for faded, alpha in ((False, 0.28), (True, 0.08)):
+        mask = (few == faded).to_numpy()
+        ax.fill_between(mid, curve["change_ci_low"], curve["change_ci_high"], where=mask, step="mid",
+                        color="#4c72b0", alpha=alpha, lw=0,
+                        label=("95% CI" if not faded else f"95% CI, under {FEW_VIEWERS:.0%} of viewers"))
+    ax.plot(mid, curve["change"], color="#4c72b0", lw=1.8, label="change from own average valence")
+    ax.plot(mid, curve["valence"], color="#555555", lw=1, ls=":", label="absolute valence")
+    for kind, color in (("positive", "#2a9d3a"), ("negative", "#c0392b")):
+        for i, (_, p) in enumerate(res["peaks"][res["peaks"]["kind"] == kind].iterrows()):
+            ax.axvline(p["second"] + 0.5, color=color, ls="--", lw=1.2,
+                       label=f"{kind} moment" if i == 0 else None)
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_ylim(-1, 1)
-    ax.set_xlabel("seconds from the start of the recording")
-    ax.set_ylabel("valence")
-    ax2 = ax.twinx()
-    ax2.step(curve["second"], curve["viewers"], where="post", color="gray", lw=0.8, alpha=0.6, label="viewers")
-    ax2.set_ylabel("viewers with a face")
-    ax2.set_ylim(0, max(1, curve["viewers"].max()) * 1.1)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    paths["valence"] = os.path.join(out, "valence.png")
-    fig.savefig(paths["valence"], dpi=110)
-    plt.close(fig)
+    _mmss_axis(ax, seconds)
+    ax.set_xlabel("time in the stimulus (m:ss)")
+    ax.set_ylabel("valence (-1 to +1)")
+    ax.set_title(f"{title}: valence, change from each viewer's own average (n = {n_viewers} viewers)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    save(fig, ax, "valence")
 
     classes = res["classes"]
-    fig, ax = plt.subplots(figsize=(10, 3.2))
-    shares = curve[[f"share_{c}" for c in classes]].fillna(0).to_numpy().T
-    colors = [np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255 for c in classes]
-    ax.stackplot(curve["second"], *shares, labels=classes, colors=colors, alpha=0.85)
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    bottom = np.zeros(len(curve))
+    for c in classes:
+        share = curve[f"share_{c}"].fillna(0).to_numpy()
+        ax.bar(mid, share, width=1.0, bottom=bottom, color=np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255,
+               label=c, edgecolor="white", linewidth=0.3)
+        bottom += share
     ax.set_ylim(0, 1)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("share of viewers")
+    _mmss_axis(ax, seconds)
+    ax.set_xlabel("time in the stimulus (m:ss)")
+    ax.set_ylabel("share of viewers with a face")
+    ax.set_title(f"{title}: expressions per second (n = {n_viewers} viewers)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    paths["expressions"] = os.path.join(out, "expressions.png")
-    fig.savefig(paths["expressions"], dpi=110)
-    plt.close(fig)
+    save(fig, ax, "expressions")
 
-    if "per_second_by_group" in res:
-        fig, ax = plt.subplots(figsize=(10, 3.6))
+    if len(res.get("per_second_by_group", [])):
+        sizes = dict(zip(res["group_sizes"]["group"], res["group_sizes"]["viewers"]))
+        fig, ax = plt.subplots(figsize=(10, 3.8))
         for name, g in res["per_second_by_group"].groupby("group"):
-            line = ax.plot(g["second"], g["valence"], lw=1.6, label=str(name))[0]
-            ax.fill_between(g["second"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.15)
+            gm = g["second"] + 0.5
+            line = ax.plot(gm, g["change"], lw=1.6, label=f"{name} (n = {sizes.get(name, 0)})")[0]
+            ax.fill_between(gm, g["change_ci_low"], g["change_ci_high"], color=line.get_color(), alpha=0.15, lw=0)
         ax.axhline(0, color="gray", lw=0.6)
         ax.set_ylim(-1, 1)
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("mean valence")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths["groups"] = os.path.join(out, "groups.png")
-        fig.savefig(paths["groups"], dpi=110)
-        plt.close(fig)
-    return paths
+        _mmss_axis(ax, seconds)
+        ax.set_xlabel("time in the stimulus (m:ss)")
+        ax.set_ylabel("change from own average valence")
+        ax.set_title(f"{title}: groups compared")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        save(fig, ax, "groups")
+    return charts
 
 
-def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign") -> str:
-    """Aggregate a batch job's results into CSV tables, PNG charts and report.html under `out`;
-    returns the report's path."""
+def stimulus_info(path: str) -> tuple[float, float]:
+    """(length in seconds, frames per second) of the stimulus video."""
+    from ..analyze.video import VideoReader
+    reader = VideoReader(path, max_frames=1)
+    try:
+        frames = reader.frame_count or sum(1 for _ in VideoReader(path))
+        return frames / reader.fps, reader.fps
+    finally:
+        reader.close()
+
+
+def copy_stimulus(path: str, out: str, seconds: list[int]) -> tuple[str, dict[int, str]]:
+    """The stimulus re-encoded for browsers (stimulus.mp4 in `out`), and a PNG still of the middle
+    of each second in `seconds`."""
+    from ..analyze.annotate import AnnotatedVideo
+    from ..analyze.video import VideoReader
+    reader = VideoReader(path)
+    writer = AnnotatedVideo(os.path.join(out, "stimulus.mp4"), reader.fps)
+    wanted = {int(round((s + 0.5) * reader.fps)): s for s in seconds}
+    stills = {}
+    try:
+        for index, frame in reader:
+            writer.write(frame)
+            if index in wanted:
+                still = os.path.join(out, f"moment-{wanted[index]:04d}.png")
+                cv2.imwrite(still, cv2.resize(frame, (320, int(round(320 * frame.shape[0] / frame.shape[1])))))
+                stills[wanted[index]] = still
+    finally:
+        writer.close()
+        reader.close()
+    return "stimulus.mp4", stills
+
+
+PLAYHEAD_JS = """
+<script>
+(function () {
+  var ad = document.getElementById('stimulus');
+  var charts = document.querySelectorAll('.synced');
+  function seek(t) { if (ad) { ad.currentTime = t; } }
+  charts.forEach(function (box) {
+    var img = box.querySelector('img'), cursor = box.querySelector('.cursor');
+    var x0 = parseFloat(box.dataset.x0), x1 = parseFloat(box.dataset.x1), n = parseFloat(box.dataset.seconds);
+    img.addEventListener('click', function (e) {
+      var f = (e.offsetX / img.clientWidth - x0) / (x1 - x0);
+      if (f >= 0 && f <= 1) { seek(f * n); }
+    });
+    function place() {
+      if (!ad) { return; }
+      cursor.style.left = ((x0 + (x1 - x0) * Math.min(ad.currentTime, n) / n) * img.clientWidth) + 'px';
+      cursor.style.display = 'block';
+    }
+    if (ad) { ad.addEventListener('timeupdate', place); ad.addEventListener('seeked', place); }
+  });
+  document.querySelectorAll('[data-seek]').forEach(function (el) {
+    el.addEventListener('click', function () { seek(parseFloat(el.dataset.seek)); });
+  });
+})();
+</script>
+"""
+SYNC_STYLE = ("<style>.synced{position:relative;display:inline-block;cursor:crosshair}.synced img{max-width:100%}"
+              ".cursor{position:absolute;top:0;bottom:0;width:2px;background:#e67e22;display:none;pointer-events:none}"
+              "[data-seek]{cursor:pointer}.moment{display:flex;gap:12px;align-items:center;margin:6px 0}"
+              ".warn{background:#fff4e0;border-left:4px solid #e67e22;padding:6px 10px}</style>")
+
+
+def _synced(chart: dict, alt: str) -> str:
+    return (f"<div class='synced' data-x0='{chart['x0']:.4f}' data-x1='{chart['x1']:.4f}' "
+            f"data-seconds='{chart['seconds']}'>{png_tag(chart['path'], alt)}<div class='cursor'></div></div>")
+
+
+def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title: str) -> str:
+    """report.pdf: landscape pages with the curve, the moments with stills, the groups and the
+    per-viewer table."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from ..report import pyplot
+    plt = pyplot()
+    with PdfPages(path) as pdf:
+        for name in ("valence", "expressions", "groups"):
+            if name in charts:
+                fig = plt.figure(figsize=(11.69, 8.27))
+                fig.figimage(plt.imread(charts[name]["path"]), xo=40, yo=200)
+                fig.text(0.05, 0.95, title, fontsize=16)
+                pdf.savefig(fig)
+                plt.close(fig)
+        peaks = res["peaks"]
+        if len(peaks):
+            fig = plt.figure(figsize=(11.69, 8.27))
+            fig.text(0.05, 0.95, f"{title}: moments that moved the audience", fontsize=16)
+            for i, (_, p) in enumerate(peaks.head(6).iterrows()):
+                y = 0.78 - i * 0.14
+                if p["second"] in stills:
+                    ax = fig.add_axes([0.05, y - 0.05, 0.16, 0.12])
+                    ax.imshow(plt.imread(stills[p["second"]]))
+                    ax.axis("off")
+                fig.text(0.24, y, describe_peak(p), fontsize=10, wrap=True)
+            pdf.savefig(fig)
+            plt.close(fig)
+        viewers = res["viewers"]
+        if len(viewers):
+            fig = plt.figure(figsize=(11.69, 8.27))
+            fig.text(0.05, 0.95, f"{title}: viewers", fontsize=16)
+            shown = viewers.head(30).copy()
+            shown["viewer"] = shown["viewer"].map(os.path.basename)
+            cells = [[(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row] for row in shown.to_numpy()]
+            ax = fig.add_axes([0.03, 0.05, 0.94, 0.85])
+            ax.axis("off")
+            t = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in shown.columns], loc="upper center")
+            t.auto_set_font_size(False)
+            t.set_fontsize(7)
+            pdf.savefig(fig)
+            plt.close(fig)
+    return path
+
+
+def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign",
+                   offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
+    """Aggregate a batch job's results into CSV tables, PNG charts, report.html and report.pdf
+    under `out`; returns the report's path. With `stimulus` (the ad), the report covers its
+    length, embeds it with a playhead synced to the charts and shows a still at each moment."""
     store_schemas = schemas(list(EXPRESSIONS))  # the columns of a job that found no face at all
+    length = stimulus_info(stimulus)[0] if stimulus else None
     res = aggregate(read_table(batch_dir, "faces", store_schemas["faces"]),
-                    read_table(batch_dir, "manifest", store_schemas["manifest"]), groups)
+                    read_table(batch_dir, "manifest", store_schemas["manifest"]), groups, offsets, length)
     os.makedirs(out, exist_ok=True)
-    for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group"):
+    for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group", "group_sizes",
+                 "group_tests"):
         if name in res:
             res[name].to_csv(os.path.join(out, f"{name}.csv"), index=False)
+    viewers, curve, peaks = res["viewers"], res["per_second"], res["peaks"]
+    stills: dict[int, str] = {}
+    video_tag = ""
+    if stimulus:
+        src, stills = copy_stimulus(stimulus, out, sorted(set(int(s) for s in peaks["second"])))
+        video_tag = (f"<video id='stimulus' src='{src}' controls preload='metadata' style='max-width:640px;"
+                     f"width:100%'></video><p>The stimulus ({clock(int(round(length)))}). Click a chart or a "
+                     f"moment to seek it; playing it moves the orange cursor over the charts.</p>")
+    charts: dict = {}
+    chart_note = ""
     try:
-        if not res["per_second"]["viewers"].sum():
+        if not curve["viewers"].sum():
             raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
-        charts = {k: png_tag(p, k) for k, p in _charts(res, out).items()}
+        charts = _charts(res, out, title, len(viewers))
+        pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title)
     except PlottingUnavailable as exc:
-        charts = {k: f"<p>No chart: {html.escape(str(exc))}.</p>" for k in ("valence", "expressions", "groups")}
-    viewers, curve = res["viewers"], res["per_second"]
-    intro = (f"<p>{len(viewers)} recordings analysed ({len(res['failed'])} could not be read), "
-             f"{len(curve)} seconds aligned from the start of each recording. Mean engagement (share of seconds "
-             f"with the viewer's face found): {viewers['engagement'].mean():.0%}. Valence runs from -1 (negative) "
-             f"to +1 (positive); the band is the 95% confidence interval of the mean across viewers.</p>"
+        chart_note = f"<p>No chart: {html.escape(str(exc))}.</p>"
+        pdf = None
+    aligned = ("Each recording is aligned so that time 0:00 is where the stimulus starts in it "
+               + ("(offsets from the offsets file; recordings it does not name start with the stimulus)"
+                  if offsets else "(no offsets given: every recording starts with the stimulus)")
+               + (f"; everything after the stimulus's end ({length:.1f} s) is cut, and a recording that stops "
+                  f"early counts as missing from then on." if length else "."))
+    engagement = (f" Mean engagement (share of the seconds recorded with the viewer's face found): "
+                  f"{viewers['engagement'].mean():.0%}." if len(viewers) else "")
+    if "attention" in viewers:
+        engagement += (f" Mean attention (share of the seconds recorded with the viewer facing the screen): "
+                       f"{viewers['attention'].mean():.0%}.")
+    intro = (f"<p>{len(viewers)} recordings analysed ({len(res['failed'])} could not be read), {len(curve)} "
+             f"seconds. {aligned}{engagement} Valence runs from -1 (negative) to +1 (positive); the chart shows "
+             f"each second's change from the viewers' own average valence (what the moments are computed on), "
+             f"with the 95% confidence interval of the mean across viewers, and the absolute valence dotted.</p>"
              if len(viewers) else "<p>No recording could be analysed: a campaign needs videos of viewers "
-                                   "(photos are not aligned in time).</p>")
+                                  "(photos are not aligned in time).</p>")
     if len(viewers) and not (viewers["seconds_with_face"] > 0).any():
         intro += "<p><b>No face was found in any recording</b>, so there is no valence or expression to show.</p>"
-    moments = "".join(f"<li>{html.escape(describe_peak(p))}</li>" for _, p in res["peaks"].iterrows())
-    sections = [
-        ("Overview", intro),
-        ("Moments that moved the audience",
-         f"<ul>{moments}</ul>" if moments else "<p>No moment moved the viewers together beyond chance "
-                                               "(95% confidence).</p>"),
-        ("Valence over time", charts["valence"]),
-        ("Expressions over time", charts["expressions"]),
-    ]
+    intro += "".join(f"<p class='warn'>Warning: {html.escape(w)}.</p>" for w in res["warnings"])
+    moments = "".join(
+        f"<div class='moment' data-seek='{p['second'] + 0.5}'>"
+        + (png_tag(stills[p['second']], f"the stimulus at {clock(int(p['second']))}") if p["second"] in stills else "")
+        + f"<span>{html.escape(describe_peak(p))}</span></div>" for _, p in peaks.iterrows())
+    sections = [("Overview", SYNC_STYLE + intro + video_tag),
+                ("Moments that moved the audience",
+                 moments or "<p>No moment moved the viewers together beyond chance (95% confidence).</p>"),
+                ("Valence over time", _synced(charts["valence"], "valence") if charts else chart_note),
+                ("Expressions over time", _synced(charts["expressions"], "expressions") if charts else chart_note)]
     if groups:
-        rows = res["peaks_by_group"]
-        sections += [("Groups compared", charts.get("groups", "")),
-                     ("Moments per group", table(rows) if len(rows) else "<p>No group has a moment beyond chance.</p>")]
-    sections += [("Viewers", table(viewers)),
+        tests = res["group_tests"]
+        sections += [("Groups compared",
+                      table(res["group_sizes"]) + (_synced(charts["groups"], "groups") if "groups" in charts else "")),
+                     ("Differences between groups at each moment (permutation test)",
+                      table(tests) if len(tests) else "<p>No moment to compare the groups at.</p>"),
+                     ("Moments per group", table(res["peaks_by_group"]) if len(res["peaks_by_group"])
+                      else "<p>No group has a moment beyond chance.</p>")]
+    shown = viewers.assign(viewer=viewers["viewer"].map(os.path.basename)) if len(viewers) else viewers
+    sections += [("Viewers", table(shown.rename(columns=lambda c: c.replace("_", " ")))),
                  ("Recordings that could not be read", table(res["failed"]) if len(res["failed"]) else "<p>None.</p>"),
                  ("Files", "<p><code>per_second.csv</code>, <code>peaks.csv</code>, <code>viewers.csv</code>"
-                           + (", <code>per_second_by_group.csv</code>, <code>peaks_by_group.csv</code>" if groups else "")
-                           + "; per-face rows in <code>batch/faces</code> (Parquet).</p>")]
+                           + (", <code>per_second_by_group.csv</code>, <code>peaks_by_group.csv</code>, "
+                              "<code>group_sizes.csv</code>, <code>group_tests.csv</code>" if groups else "")
+                           + (", <code>report.pdf</code> (for slides) and the charts as PNG" if pdf else "")
+                           + "; per-face rows in <code>batch/faces</code> (Parquet).</p>" + PLAYHEAD_JS)]
+    for w in res["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     return write_html(os.path.join(out, "report.html"), f"emoscope campaign: {title}", sections)

@@ -72,17 +72,25 @@ def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
                                               "globs or list files")
     p.add_argument("--groups", help="CSV with columns video,group (video: path, file name or stem) to compare groups")
     p.add_argument("--title", default="Campaign", help="report title (e.g. the ad's name)")
+    p.add_argument("--stimulus", help="the ad (a video): the report covers its length, cuts longer recordings at its "
+                                      "end, embeds it with a playhead synced to the charts and shows a still at each "
+                                      "moment")
+    p.add_argument("--offsets", help="CSV with columns video,offset_s: where the ad starts in each recording, in "
+                                     "seconds (default 0: every recording starts with the ad)")
     add_engine_arguments(p)
 
 
 def run_campaign(args) -> int:
-    from .campaign import read_groups, write_campaign
+    from .campaign import read_groups, read_offsets, write_campaign
     try:
         groups = read_groups(args.groups) if args.groups else None
+        offsets = read_offsets(args.offsets) if args.offsets else None
+        if args.stimulus and not os.path.isfile(args.stimulus):
+            raise ValueError(f"the stimulus {args.stimulus} does not exist")
         job = make_job(args)
         job.out = os.path.join(args.out, "batch")
         run_sources(args.videos, job)
-        report = write_campaign(job.out, args.out, groups, args.title)
+        report = write_campaign(job.out, args.out, groups, args.title, offsets, args.stimulus)
     except (ValueError, RuntimeError) as exc:
         print(f"emoscope campaign: {exc}", file=sys.stderr)
         return 2
