@@ -1,6 +1,8 @@
 """A real browser (Debian's Chromium driven by Playwright) against a live server on loopback:
-the live camera overlay shows a face box (fake camera fed from the sample clip), and the upload
-path shows results."""
+the live camera overlay shows a face box (fake camera fed from the sample clip) and reconnects
+when its socket drops, the upload path shows results with charts that have axes, legends and a
+CSV link, a page without a camera says so in words, the console stays free of errors, and the
+page fits a 400 px phone screen."""
 
 import os
 import shutil
@@ -48,6 +50,13 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = launch(p, y4m)
         page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        # keep a handle on every WebSocket the page opens, so the test can drop one
+        page.add_init_script("""(() => { const Native = window.WebSocket; window.__sockets = [];
+            window.WebSocket = function (...a) { const ws = new Native(...a); window.__sockets.push(ws); return ws; };
+            window.WebSocket.prototype = Native.prototype; })();""")
         page.goto(server + "/")
         page.click("button[data-tab=live]")
         page.click("#start")
@@ -60,6 +69,13 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
         assert drawn > 200
+        # the socket drops: the page reconnects by itself and frames keep coming
+        frames = int(page.get_attribute("#live-status", "data-frames"))
+        page.evaluate("() => window.__sockets[0].close()")
+        page.wait_for_function("Number(document.getElementById('live-status').dataset.reconnects) >= 1", timeout=10000)
+        page.wait_for_function(f"Number(document.getElementById('live-status').dataset.frames) > {frames + 5}",
+                               timeout=30000)
+        assert page.evaluate("() => window.__sockets.length") >= 2
         page.click("#stop")
         page.click("button[data-tab=upload]")
         page.set_input_files("#file", os.path.join(samples, "facerec_two_people.jpg"))
@@ -71,7 +87,39 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
         people = int(page.get_attribute("#upload-status", "data-people"))
         assert page.locator("#summary img.person").count() == people
         assert page.inner_text("#faces") == "" and page.is_hidden("#photo")
+        assert page.locator("#video-legend span").count() == people  # a legend item per person, off the chart
+        headers = page.locator("#summary th").all_inner_texts()
+        assert "first seen" in headers and not any("_" in h for h in headers)
+        assert page.get_attribute("#csv", "href").endswith("/timeline.csv")
+        inked = page.evaluate("""() => { const c = document.getElementById('video-chart');
+            const d = c.getContext('2d').getImageData(0, 0, 60, c.height).data;  // the y axis and its ticks
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+        assert inked > 300
+        assert page.locator("#expression-legend span").count() == 7
         page.screenshot(path=str(tmp_path / "video.png"), full_page=True)
+        # a phone screen: nothing wider than the page
+        page.set_viewport_size({"width": 400, "height": 800})
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        assert not errors, errors
         browser.close()
     print(f"live overlay: {fps:.1f} FPS")
     assert fps >= 5
+
+
+def test_page_without_a_camera_says_so(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        page.click("button[data-tab=live]")
+        page.click("#start")
+        page.wait_for_function("document.getElementById('live-status').dataset.error !== undefined", timeout=10000)
+        assert "camera" in page.inner_text("#live-status").lower() and not errors
+        assert page.request.get(server + "/favicon.ico").status == 200
+        browser.close()

@@ -1,4 +1,4 @@
-"""The page, liveness and what the served model is: /, /health, /v1/model."""
+"""The page, its icon, liveness and what the served model is: /, /favicon.ico, /health, /v1/model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import asdict
 from importlib import resources
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from ...labels import VALENCE
 
@@ -17,6 +17,12 @@ STATIC = resources.files("emoscope") / "serve" / "static"
 @router.get("/", response_class=HTMLResponse)
 def index() -> str:
     return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/health")

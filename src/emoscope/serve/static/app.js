@@ -1,7 +1,15 @@
 // emoscope web page: upload a photo or video, or stream the camera over a WebSocket.
-const VALENCE_COLORS = { positive: "#3cb44b", negative: "#e6194b", neutral: "#aaaaaa" };
-const TRACK_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"];
+const VALENCE_MARK = { positive: "+", negative: "\u2212", neutral: "\u00b7" };
+// One colour per expression, shared by boxes, bars and the expression view.
+const CLASS_COLORS = { angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#ffbb1e", neutral: "#a0a0a0",
+  sad: "#1f77b4", surprise: "#2ca02c", contempt: "#e377c2" };
+// 24 distinct colours for persons; past them, hues spread by the golden angle.
+const TRACK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+  "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+  "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8"];
 const $ = (id) => document.getElementById(id);
+const mmss = (t) => `${Math.floor(t / 60)}:${String(Math.floor(t % 60)).padStart(2, "0")}`;
+const mmssTenths = (t) => `${mmss(t)}.${Math.floor((t * 10) % 10)}`;
 
 document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => {
   document.querySelectorAll("nav button, .tab").forEach((e) => e.classList.remove("active"));
@@ -14,10 +22,11 @@ function drawFaces(ctx, faces, scale = 1) {
   ctx.font = "16px system-ui";
   for (const f of faces) {
     const [x, y, w, h] = f.box.map((v) => v * scale);
-    const color = VALENCE_COLORS[f.valence] || "#fff";
+    const color = CLASS_COLORS[f.label] || "#fff";  // the box says the expression; the tag adds valence
     ctx.strokeStyle = color;
     ctx.strokeRect(x, y, w, h);
-    const tag = `${f.label} ${Math.round(f.probs[f.label] * 100)}%` + (f.track_id ? ` #${f.track_id}` : "");
+    const tag = `${f.label} ${Math.round(f.probs[f.label] * 100)}% ${VALENCE_MARK[f.valence] || ""}` +
+      (f.track_id ? ` #${f.track_id}` : "");
     const tw = ctx.measureText(tag).width + 8;
     ctx.fillStyle = color;
     ctx.fillRect(x, Math.max(0, y - 22), tw, 22);
@@ -30,20 +39,39 @@ function faceList(faces) {
   if (!faces.length) return "<p>No faces found.</p>";
   return faces.map((f, i) => {
     const bars = Object.entries(f.probs).sort((a, b) => b[1] - a[1]).map(([k, p]) =>
-      `<div>${k.padEnd(9, "\u00a0")} <span class="bar" style="width:${Math.round(p * 150)}px"></span> ${(p * 100).toFixed(1)}%</div>`).join("");
-    return `<div><b>Face ${i + 1}</b>: ${f.label}, ${f.valence} (${f.valence_score.toFixed(2)})${bars}</div>`;
+      `<div class="prob"><span>${k}</span><span class="track"><span class="bar" style="width:${(p * 100).toFixed(1)}%;` +
+      `background:${CLASS_COLORS[k] || "#4c78a8"}"></span></span><span>${(p * 100).toFixed(1)}%</span></div>`).join("");
+    return `<div class="face"><b>Face ${i + 1}</b>: ${f.label}, ${f.valence} valence (${f.valence_score.toFixed(2)})${bars}</div>`;
   }).join("");
 }
 
-// POST a file as multipart field "file"; returns the JSON, or null after showing the error.
-async function upload(url, file) {
-  const body = new FormData();
-  body.append("file", file);
-  const res = await fetch(url, { method: "POST", body });
-  const data = await res.json();
-  if (!res.ok) { $("upload-status").textContent = `Error: ${data.error}`; return null; }
-  return data;
+// POST a file as multipart field "file", showing the upload's progress; the JSON, or null after
+// showing the error.
+function upload(url, file) {
+  return new Promise((resolve) => {
+    const body = new FormData();
+    body.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) showProgress("Uploading", e.loaded / e.total); };
+    xhr.onload = () => {
+      const data = xhr.response || { error: `the server answered ${xhr.status}` };
+      if (xhr.status >= 400) { $("upload-status").textContent = `Error: ${data.error}`; hideProgress(); resolve(null); }
+      else resolve(data);
+    };
+    xhr.onerror = () => { $("upload-status").textContent = "Error: the server could not be reached."; hideProgress(); resolve(null); };
+    xhr.send(body);
+  });
 }
+
+function showProgress(what, fraction) {
+  const bar = $("progress");
+  bar.hidden = false;
+  bar.value = fraction;
+  $("upload-status").textContent = `${what}… ${Math.round(fraction * 100)}%`;
+}
+const hideProgress = () => { $("progress").hidden = true; };
 
 async function analyzePhoto(file) {
   $("upload-status").textContent = "Analysing…";
@@ -59,71 +87,127 @@ async function analyzePhoto(file) {
   ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
   drawFaces(ctx, data.faces, canvas.width / data.width);
   $("faces").innerHTML = faceList(data.faces);
+  hideProgress();
   $("upload-status").textContent = `${data.faces.length} face(s) in ${data.elapsed_ms} ms.`;
   $("upload-status").dataset.faces = data.faces.length;
 }
 
-// One colour per person, shared by the chart lines and the thumbnails' frames.
-const trackColor = (track, order) => TRACK_COLORS[Math.max(0, order.indexOf(String(track))) % TRACK_COLORS.length];
+// One colour per person, shared by the chart lines, the legend and the thumbnails' frames.
+function trackColor(track, order) {
+  const i = Math.max(0, order.indexOf(String(track)));
+  return i < TRACK_COLORS.length ? TRACK_COLORS[i] : `hsl(${(i * 137.508) % 360}, 65%, 45%)`;
+}
 
-function lineChart(canvas, series, { yMin = -1, yMax = 1, label = "valence", order = Object.keys(series) } = {}) {
+// A chart frame: title, axes with ticks (x in m:ss) and axis titles. Returns the mapping functions.
+function axes(canvas, { title, t0, t1, yMin, yMax, yTicks, yLabel }) {
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, pad = 30;
+  const W = canvas.width, H = canvas.height, L = 48, R = 12, T = 26, B = 38;
   ctx.clearRect(0, 0, W, H);
+  const X = (t) => L + (W - L - R) * (t - t0) / Math.max(t1 - t0, 1e-6);
+  const Y = (v) => H - B - (H - T - B) * (v - yMin) / (yMax - yMin);
+  ctx.font = "13px system-ui"; ctx.fillStyle = "#222"; ctx.fillText(title, L, 16);
+  ctx.strokeStyle = "#888"; ctx.lineWidth = 1;
+  ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, H - B); ctx.lineTo(W - R, H - B); ctx.stroke();
+  ctx.font = "11px system-ui"; ctx.fillStyle = "#555";
+  for (const v of yTicks) {
+    ctx.textAlign = "right"; ctx.fillText(String(v), L - 5, Y(v) + 4); ctx.textAlign = "left";
+    ctx.strokeStyle = "#eee"; ctx.beginPath(); ctx.moveTo(L, Y(v)); ctx.lineTo(W - R, Y(v)); ctx.stroke();
+  }
+  const span = t1 - t0, step = [1, 2, 5, 10, 15, 30, 60, 120, 300].find((s) => span / s <= 10) || 600;
+  for (let t = Math.ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
+    ctx.fillText(mmss(t), X(t) - 10, H - B + 14);
+  }
+  ctx.fillText("time (m:ss)", (W - L) / 2, H - 6);
+  ctx.save(); ctx.translate(11, (H - B + T) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center";
+  ctx.fillText(yLabel, 0, 0); ctx.restore();
+  return { ctx, X, Y };
+}
+
+function legend(el, items) {
+  el.innerHTML = items.map(([name, color]) => `<span><i style="background:${color}"></i>${name}</span>`).join("");
+}
+
+function lineChart(canvas, series, { order = Object.keys(series), title = "Valence per person" } = {}) {
   const all = Object.values(series).flat();
   if (!all.length) return;
-  const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]), t0 + 1e-6);
-  const X = (t) => pad + (W - 2 * pad) * (t - t0) / (t1 - t0), Y = (v) => H - pad - (H - 2 * pad) * (v - yMin) / (yMax - yMin);
-  ctx.strokeStyle = "#ccc"; ctx.beginPath(); ctx.moveTo(pad, Y(0)); ctx.lineTo(W - pad, Y(0)); ctx.stroke();
-  ctx.fillStyle = "#555"; ctx.font = "12px system-ui";
-  ctx.fillText(`${label} over time (s), ${t0.toFixed(1)}–${t1.toFixed(1)}`, pad, 14);
-  Object.entries(series).forEach(([track, pts], i) => {
+  const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]), t0 + 1);
+  const { ctx, X, Y } = axes(canvas, { title, t0, t1, yMin: -1, yMax: 1, yTicks: [-1, -0.5, 0, 0.5, 1],
+    yLabel: "valence (-1 to +1)" });
+  Object.entries(series).forEach(([track, pts]) => {
     ctx.strokeStyle = trackColor(track, order); ctx.lineWidth = 2; ctx.beginPath();
     pts.forEach(([t, v], j) => (j ? ctx.lineTo(X(t), Y(v)) : ctx.moveTo(X(t), Y(v))));
     ctx.stroke();
-    ctx.fillStyle = ctx.strokeStyle; ctx.fillText(`person ${track}`, W - pad - 70, 14 + 14 * (i + 1));
+  });
+}
+
+// The expression view: one row per person, each analysed frame coloured by its expression.
+function expressionChart(canvas, rows, order) {
+  if (!rows.length) return;
+  const t0 = Math.min(...rows.map((r) => r.time)), t1 = Math.max(...rows.map((r) => r.time), t0 + 1);
+  canvas.height = Math.max(120, 64 + 22 * order.length);
+  const { ctx, X } = axes(canvas, { title: "Expression per person", t0, t1, yMin: 0, yMax: 1, yTicks: [],
+    yLabel: "person" });
+  const step = Math.max(2, (X(t1) - X(t0)) / Math.max(1, rows.length / Math.max(1, order.length)));
+  ctx.font = "11px system-ui";
+  order.forEach((track, i) => {
+    const y = 30 + 22 * i;
+    ctx.fillStyle = trackColor(track, order); ctx.fillText(`#${track}`, 20, y + 13);
+    for (const r of rows) if (String(r.track) === track) {
+      ctx.fillStyle = CLASS_COLORS[r.label] || "#888";
+      ctx.fillRect(X(r.time), y, step, 16);
+    }
   });
 }
 
 async function analyzeVideo(file) {
   clearResults();
-  $("upload-status").textContent = "Uploading…";
   const job = await upload("/v1/videos", file);
   if (!job) return;
   for (;;) {
     const st = await (await fetch(job.status_url)).json();
-    if (st.status === "failed") { $("upload-status").textContent = `Failed: ${st.error}`; return; }
-    if (st.status === "done") { showVideo(st); return; }
-    $("upload-status").textContent = `Analysing… ${st.progress ? Math.round(st.progress * 100) : 0}%`;
-    await new Promise((r) => setTimeout(r, 700));
+    if (st.status === "failed") { $("upload-status").textContent = `Failed: ${st.error}`; hideProgress(); return; }
+    if (st.status === "done") { showVideo(st, job); return; }
+    if (st.status === "queued") $("upload-status").textContent = "Waiting for an analyzer…";
+    else showProgress("Analysing", st.progress || 0);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
 function clearResults() {
   const photo = $("photo");
   photo.getContext("2d").clearRect(0, 0, photo.width, photo.height);
+  photo.hidden = true;
   $("faces").innerHTML = "";
-  $("video-chart").hidden = true;
-  $("summary").hidden = true;
+  $("video-results").hidden = true;
   $("summary").innerHTML = "";
 }
 
-function showVideo(st) {
+const SUMMARY_COLUMNS = [
+  ["frames", "frames", (v) => v], ["first_s", "first seen", mmssTenths], ["last_s", "last seen", mmssTenths],
+  ["dominant", "main expression", (v) => v], ["mean_valence", "mean valence", (v) => v.toFixed(2)],
+  ["peak_positive_s", "most positive at", mmssTenths], ["peak_negative_s", "most negative at", mmssTenths]];
+
+function showVideo(st, job) {
   clearResults();
-  $("photo").hidden = true;
+  hideProgress();
   const order = st.summary.map((s) => String(s.track));
-  const series = {};
-  for (const r of st.timeline) if (!r.short_track) (series[r.track] ||= []).push([r.time, r.valence_score]);
-  const chart = $("video-chart");
-  chart.hidden = false;
-  lineChart(chart, series, { order });
-  const table = $("summary");
-  const cols = ["track", "frames", "dominant", "mean_valence", "peak_positive_s", "peak_negative_s"];
+  const series = {}, rows = [];
+  for (const r of st.timeline) if (!r.short_track) {
+    (series[r.track] ||= []).push([r.time, r.valence_score]);
+    rows.push(r);
+  }
+  $("video-results").hidden = false;
+  lineChart($("video-chart"), series, { order });
+  legend($("video-legend"), order.map((t) => [`person #${t}`, trackColor(t, order)]));
+  expressionChart($("expression-chart"), rows, order);
+  legend($("expression-legend"), Object.entries(CLASS_COLORS).filter(([k]) => k !== "contempt"));
   const face = (s) => s.thumbnail
     ? `<img class="person" alt="person ${s.track}" src="${s.thumbnail}" style="border-color:${trackColor(s.track, order)}">` : "";
-  table.innerHTML = `<tr><th>person</th>${cols.map((c) => `<th>${c}</th>`).join("")}</tr>` +
-    st.summary.map((s) => `<tr><td>${face(s)}</td>${cols.map((c) => `<td>${typeof s[c] === "number" ? +s[c].toFixed(3) : s[c]}</td>`).join("")}</tr>`).join("");
-  table.hidden = false;
+  $("summary").innerHTML = `<tr><th>person</th>${SUMMARY_COLUMNS.map(([, name]) => `<th>${name}</th>`).join("")}</tr>` +
+    st.summary.map((s) => `<tr><td>${face(s)}#${s.track}</td>` +
+      SUMMARY_COLUMNS.map(([k, , fmt]) => `<td>${s[k] === null || s[k] === undefined ? "" : fmt(s[k])}</td>`).join("") +
+      "</tr>").join("");
+  $("csv").href = `${job.status_url}/timeline.csv`;
   $("upload-status").textContent = `${st.summary.length} person(s), ${st.timeline.length} face rows.` +
     (st.warnings.length ? ` Warning: ${st.warnings.join("; ")}` : "");
   $("upload-status").dataset.people = st.summary.length;
@@ -138,56 +222,93 @@ $("file").addEventListener("change", (e) => {
 });
 
 // Live mode: one frame in flight at a time, so the page never queues more than the server can do.
+// If the socket closes without the user stopping, it reconnects (1 s, 2 s, 4 s ... up to 15 s).
 let live = null;
-$("start").addEventListener("click", async () => {
-  const video = $("cam"), overlay = $("overlay"), status = $("live-status");
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-  video.srcObject = stream;
-  await video.play();
-  overlay.width = video.videoWidth; overlay.height = video.videoHeight;
-  const grab = document.createElement("canvas");
-  grab.width = video.videoWidth; grab.height = video.videoHeight;
+
+function cameraError(err) {
+  if (err && (err.name === "NotFoundError" || err.name === "OverconstrainedError"))
+    return "No camera was found. Connect one, or use a photo or a video instead.";
+  if (err && (err.name === "NotAllowedError" || err.name === "SecurityError"))
+    return "The browser did not allow the camera. Allow it in the address bar, then start again.";
+  if (err && err.name === "NotReadableError") return "The camera is in use by another program.";
+  return "The camera could not be started.";
+}
+
+function connect(state) {
+  const status = $("live-status");
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream`);
   ws.binaryType = "arraybuffer";
-  const series = {}, t0 = performance.now();
-  let frames = 0, last = performance.now(), fps = 0, busy = false;
+  state.ws = ws;
+  let busy = false;
   const send = () => {
-    if (!live || busy || ws.readyState !== 1) return;
+    if (live !== state || busy || ws.readyState !== 1) return;
     busy = true;
-    grab.getContext("2d").drawImage(video, 0, 0);
-    grab.toBlob((b) => b && b.arrayBuffer().then((buf) => ws.send(buf)), "image/jpeg", 0.7);
+    state.grab.getContext("2d").drawImage(state.video, 0, 0);
+    state.grab.toBlob((b) => b && b.arrayBuffer().then((buf) => ws.readyState === 1 && ws.send(buf)), "image/jpeg", 0.7);
   };
-  ws.onopen = send;
+  ws.onopen = () => { state.retry = 0; send(); };
   ws.onmessage = (ev) => {
     busy = false;
     const msg = JSON.parse(ev.data);
-    const ctx = overlay.getContext("2d");
+    const overlay = $("overlay"), ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     if (msg.faces) {
       drawFaces(ctx, msg.faces, overlay.width / msg.width);
-      const t = (performance.now() - t0) / 1000;
-      for (const f of msg.faces) (series[f.track_id] ||= []).push([t, f.valence_score]);
-      for (const k in series) if (series[k].length > 300) series[k].shift();
-      lineChart($("live-chart"), series);
+      const t = (performance.now() - state.t0) / 1000;
+      for (const f of msg.faces) (state.series[f.track_id] ||= []).push([t, f.valence_score]);
+      for (const k in state.series) if (state.series[k].length > 300) state.series[k].shift();
+      const order = Object.keys(state.series);
+      lineChart($("live-chart"), state.series, { order, title: "Valence per person, live" });
+      legend($("live-legend"), order.map((k) => [`person #${k}`, trackColor(k, order)]));
     }
-    frames += 1;
+    state.frames += 1;
     const now = performance.now();
-    fps = 0.8 * fps + 0.2 * (1000 / (now - last)); last = now;
-    status.textContent = `${msg.faces ? msg.faces.length : 0} face(s), ${fps.toFixed(1)} FPS`;
+    state.fps = 0.8 * state.fps + 0.2 * (1000 / (now - state.last)); state.last = now;
+    status.textContent = `${msg.faces ? msg.faces.length : 0} face(s), ${state.fps.toFixed(1)} FPS` +
+      (msg.error ? ` (${msg.error})` : "");
     status.dataset.faces = msg.faces ? msg.faces.length : 0;
-    status.dataset.frames = frames;
-    status.dataset.fps = fps.toFixed(1);
+    status.dataset.frames = state.frames;
+    status.dataset.fps = state.fps.toFixed(1);
     send();
   };
-  live = { stream, ws };
+  ws.onclose = () => {
+    if (live !== state) return;  // stopped by the user
+    const wait = Math.min(15, 2 ** state.retry++);
+    status.textContent = `Connection lost; reconnecting in ${wait} s…`;
+    status.dataset.reconnects = (Number(status.dataset.reconnects) || 0) + 1;
+    setTimeout(() => { if (live === state) connect(state); }, wait * 1000);
+  };
+}
+
+$("start").addEventListener("click", async () => {
+  const video = $("cam"), overlay = $("overlay"), status = $("live-status");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    status.textContent = cameraError(err);
+    status.dataset.error = err && err.name ? err.name : "error";
+    return;
+  }
+  video.srcObject = stream;
+  await video.play();
+  $("stage").hidden = false;
+  overlay.width = video.videoWidth; overlay.height = video.videoHeight;
+  const grab = document.createElement("canvas");
+  grab.width = video.videoWidth; grab.height = video.videoHeight;
+  const state = { stream, video, grab, series: {}, t0: performance.now(), frames: 0, last: performance.now(), fps: 0,
+    retry: 0 };
+  live = state;
+  connect(state);
   $("start").disabled = true; $("stop").disabled = false;
 });
 
 $("stop").addEventListener("click", () => {
   if (!live) return;
-  live.stream.getTracks().forEach((t) => t.stop());
-  live.ws.close();
+  const state = live;
   live = null;
+  state.stream.getTracks().forEach((t) => t.stop());
+  state.ws.close();
   $("start").disabled = false; $("stop").disabled = true;
   $("live-status").textContent = "Camera off.";
 });
