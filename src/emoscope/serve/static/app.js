@@ -101,7 +101,7 @@ function trackColor(track, order) {
 // A chart frame: title, axes with ticks (x in m:ss) and axis titles. Returns the mapping functions.
 function axes(canvas, { title, t0, t1, yMin, yMax, yTicks, yLabel }) {
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 48, R = 12, T = 26, B = 38;
+  const W = canvas.width, H = canvas.height, L = 52, R = 12, T = 26, B = 38;
   ctx.clearRect(0, 0, W, H);
   const X = (t) => L + (W - L - R) * (t - t0) / Math.max(t1 - t0, 1e-6);
   const Y = (v) => H - B - (H - T - B) * (v - yMin) / (yMax - yMin);
