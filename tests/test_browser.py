@@ -123,3 +123,51 @@ def test_page_without_a_camera_says_so(server):
         assert "camera" in page.inner_text("#live-status").lower() and not errors
         assert page.request.get(server + "/favicon.ico").status == 200
         browser.close()
+
+
+def test_campaign_page_from_upload_to_report(server, samples, tmp_path):
+    """The ad test tab: the ad and two recordings uploaded, the job followed, the report opened in
+    the page; a click on its valence chart seeks the ad to that second."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("matplotlib")
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    paths = []
+    for name, frames in (("ad.avi", 90), ("viewer1.avi", 90), ("viewer2.avi", 100)):
+        cap = cv2.VideoCapture(clip)
+        out = None
+        for _ in range(frames):
+            ok, frame = cap.read()
+            out = out or cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"MJPG"), 30,
+                                         (frame.shape[1], frame.shape[0]))
+            out.write(frame)
+        out.release()
+        paths.append(str(tmp_path / name))
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, write_y4m(clip, str(tmp_path / "cam.y4m"), frames=5))
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        page.click("button[data-tab=campaign]")
+        page.set_input_files("#c-stimulus", paths[0])
+        page.set_input_files("#c-recordings", paths[1:])
+        page.fill("#c-title", "Browser ad")
+        page.click("#c-run")
+        page.wait_for_function("document.getElementById('c-status').dataset.done === '1'", timeout=120000)
+        assert "report.pdf" in page.inner_text("#c-links")
+        report = page.frame_locator("#c-report")
+        report.locator("#stimulus").wait_for(state="attached", timeout=20000)
+        assert "Browser ad" in report.locator("h1").inner_text()
+        chart = report.locator(".synced img").first
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        x0, x1, seconds = (float(report.locator(".synced").first.get_attribute(a))
+                           for a in ("data-x0", "data-x1", "data-seconds"))
+        target = 2.0
+        chart.click(position={"x": (x0 + (x1 - x0) * target / seconds) * box["width"], "y": box["height"] / 2})
+        frame = next(f for f in page.frames if f.url.endswith("report.html"))
+        frame.wait_for_function(f"Math.abs(document.getElementById('stimulus').currentTime - {target}) < 0.2",
+                                timeout=10000)
+        page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+        assert not errors, errors
+        browser.close()

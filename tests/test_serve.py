@@ -159,7 +159,7 @@ def test_video_job_lifecycle_deletes_upload(client, samples):
         if st["status"] in ("done", "failed"):
             break
         time.sleep(0.5)
-    assert st["status"] == "done", st
+    assert st["status"] == "done", st.get("error")
     assert len(st["timeline"]) > 0 and len(st["summary"]) >= 1
     assert not os.path.exists(job.path)  # retention 0: media gone when the job ends
     csv = client.get(f"/v1/videos/{job_id}/timeline.csv")
@@ -193,3 +193,61 @@ def test_api_key(samples, photo, monkeypatch):
         assert c.get("/health").status_code == 200
         r = c.get("/", headers={"origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers  # CORS closed by default
+
+
+def clip_bytes(tmp_path, name: str, start: int, frames: int) -> bytes:
+    """A short MJPEG AVI cut from the sample clip."""
+    import cv2
+    from conftest import shared_path
+    cap = cv2.VideoCapture(shared_path("samples", "facerec_short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    path = str(tmp_path / name)
+    out = None
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out = out or cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30, (frame.shape[1], frame.shape[0]))
+        out.write(frame)
+    out.release()
+    return open(path, "rb").read()
+
+
+@pytest.mark.slow
+def test_campaign_job_from_upload_to_report(client, tmp_path, photo):
+    """The ad, two recordings, a groups file: a job that reports progress, then a report with its
+    files; bad uploads get 4xx; DELETE removes the report."""
+    ad = clip_bytes(tmp_path, "ad.avi", 0, 60)
+    files = [("recordings", ("viewer 1.avi", ad, "video/x-msvideo")),
+             ("recordings", ("../viewer2.avi", clip_bytes(tmp_path, "v2.avi", 0, 75), "video/x-msvideo")),
+             ("stimulus", ("ad.avi", ad, "video/x-msvideo")),
+             ("groups", ("groups.csv", b"video,group\nviewer_1,a\nviewer2,b\nnobody,c\n", "text/csv"))]
+    r = client.post("/v1/campaigns", files=files, data={"title": "Spring ad"})
+    assert r.status_code == 202, r.text
+    url = r.json()["status_url"]
+    for _ in range(600):
+        st = client.get(url).json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert st["status"] == "done", st.get("error")
+    assert st["recordings"] == ["viewer2.avi", "viewer_1.avi"] and st["frames_total"] == 135
+    assert {"report.html", "report.pdf", "per_second.csv", "stimulus.mp4"} <= set(st["files"])
+    report = client.get(st["report_url"])
+    assert report.status_code == 200 and "Spring ad" in report.text and "nobody" in report.text
+    per_second = client.get(url + "/files/per_second.csv").text.splitlines()
+    assert per_second[0].startswith("second,") and len(per_second) == 1 + 2  # the ad's 2 seconds
+    assert client.get(url + "/files/..%2Fetc%2Fpasswd").status_code == 404
+    assert client.get(url + "/files/job.json").status_code == 404
+    report_dir = client.app.state.jobs.get(st["id"]).report_dir
+    assert client.delete(url).status_code == 200 and not os.path.exists(report_dir)
+    assert client.get(url).status_code == 404
+    # malformed campaigns: no recordings, a photo as a recording, a binary groups file, no multipart
+    assert client.post("/v1/campaigns", files=[("title", (None, "x"))]).status_code == 400
+    bad = client.post("/v1/campaigns", files=[("recordings", ("a.jpg", photo, "image/jpeg"))])
+    assert bad.status_code == 415 and "not a supported video" in bad.json()["error"]
+    bad = client.post("/v1/campaigns", files=[("recordings", ("v.avi", ad, "video/x-msvideo")),
+                                              ("groups", ("g.csv", bytes(range(256)), "text/csv"))])
+    assert bad.status_code == 400 and "text CSV" in bad.json()["error"]
+    assert client.post("/v1/campaigns", content=b"x" * 10).status_code == 415
+    assert client.app.state.jobs.pending() == 0

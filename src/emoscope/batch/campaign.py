@@ -496,13 +496,21 @@ def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title:
 
 def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign",
                    offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
-    """Aggregate a batch job's results into CSV tables, PNG charts, report.html and report.pdf
-    under `out`; returns the report's path. With `stimulus` (the ad), the report covers its
-    length, embeds it with a playhead synced to the charts and shows a still at each moment."""
+    """Aggregate a batch job's results (`write_report` on its faces and manifest tables)."""
     store_schemas = schemas(list(EXPRESSIONS))  # the columns of a job that found no face at all
+    return write_report(read_table(batch_dir, "faces", store_schemas["faces"]),
+                        read_table(batch_dir, "manifest", store_schemas["manifest"]), out, groups, title, offsets,
+                        stimulus)
+
+
+def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: dict[str, str] | None = None,
+                 title: str = "Campaign", offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
+    """CSV tables, PNG charts, report.html and report.pdf under `out` from the faces and manifest
+    tables of a campaign's recordings; returns the report's path. With `stimulus` (the ad), the
+    report covers its length, embeds it with a playhead synced to the charts and shows a still at
+    each moment."""
     length = stimulus_info(stimulus)[0] if stimulus else None
-    res = aggregate(read_table(batch_dir, "faces", store_schemas["faces"]),
-                    read_table(batch_dir, "manifest", store_schemas["manifest"]), groups, offsets, length)
+    res = aggregate(faces, manifest, groups, offsets, length)
     os.makedirs(out, exist_ok=True)
     for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group", "group_sizes",
                  "group_tests"):

@@ -91,17 +91,25 @@ class SourceWorker:
         return [face_row(source, "image", Timeline.row(0, 0.0, f)) for f in faces], [], 1, 0.0
 
     def _video(self, source: str):
-        video = VideoReader(source, self.every)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # truncation is checked below and recorded
-            tl = self.analyzer.analyze_video(video, progress=False)
-        if video.truncated:
-            raise ValueError(f"truncated or damaged: {video.frames_read} of {video.frame_count} frames could be read")
-        faces = [face_row(source, "video", r) for r in tl.to_dict("records")]
-        persons = []
-        for p in tl.summary().to_dict("records"):
-            thumb = p.pop("thumbnail", None)
-            png = cv2.imencode(".png", thumb)[1].tobytes() if thumb is not None else None
-            persons.append({"source": source, **p, "thumbnail_png": base64.b64encode(png).decode() if png else None})
-        duration = (video.frame_count or video.frames_read) / video.fps
-        return faces, persons, video.frames_read, round(duration, 3)
+        return video_rows(self.analyzer, source, self.every)
+
+
+def video_rows(analyzer: Analyzer, source: str, every: int = 1, name: str | None = None, on_frame=None,
+               max_frames: int | None = None):
+    """One video analysed into batch rows: (face rows, person rows, frames read, duration s). `name`
+    is the source as the rows record it (default: its path). A truncated file raises ValueError."""
+    name = name or source
+    video = VideoReader(source, every, max_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # truncation is checked below and recorded
+        tl = analyzer.analyze_video(video, progress=False, on_frame=on_frame)
+    if video.truncated:
+        raise ValueError(f"truncated or damaged: {video.frames_read} of {video.frame_count} frames could be read")
+    faces = [face_row(name, "video", r) for r in tl.to_dict("records")]
+    persons = []
+    for p in tl.summary().to_dict("records"):
+        thumb = p.pop("thumbnail", None)
+        png = cv2.imencode(".png", thumb)[1].tobytes() if thumb is not None else None
+        persons.append({"source": name, **p, "thumbnail_png": base64.b64encode(png).decode() if png else None})
+    duration = (video.frame_count or video.frames_read) / video.fps
+    return faces, persons, video.frames_read, round(duration, 3)

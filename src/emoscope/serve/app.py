@@ -24,7 +24,7 @@ from .admission import Admission, MemoryBudget
 from .guards import RequestGuard, redact_keys_in_logs
 from .jobs import JobQueue
 from .pool import AnalyzerPool
-from .routes import images, meta, stream, videos
+from .routes import campaigns, images, meta, stream, videos
 from .settings import Settings
 from .uploads import UploadBudget, UploadError
 
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return JSONResponse({"error": "missing or wrong X-API-Key", "status": 401}, status_code=401)
         return await call_next(request)
 
-    for router in (meta.router, images.router, videos.router, stream.router):
+    for router in (meta.router, images.router, videos.router, campaigns.router, stream.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(meta.STATIC)), name="static")
     return app

@@ -1,13 +1,15 @@
-"""Video analysis jobs: one worker thread; a slot is reserved atomically before an upload is read;
-uploaded media is deleted when a job ends (or after `retention_s`); finished results expire after
-`result_ttl_s`; a job can be cancelled at any time."""
+"""Video and campaign jobs: one worker thread; a slot is reserved atomically before an upload is
+read; uploaded media is deleted when a job ends (or after `retention_s`); finished results expire
+after `result_ttl_s`; a job can be cancelled at any time."""
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
 import threading
 import time
+import re
 import uuid
 import warnings
 from collections import OrderedDict
@@ -39,6 +41,15 @@ class Job:
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
+    def work(self, analyzer, queue: "JobQueue", progress) -> None:
+        """Analyse the uploaded video into `timeline`."""
+        self.timeline = analyzer.analyze_video(self.path, queue.every, max_frames=queue.max_frames, progress=False,
+                                               on_frame=progress)
+
+    def discard(self) -> None:
+        """Drop what the job keeps after it ends (a video job: its results in memory)."""
+        self.timeline = None
+
     def public(self, with_results: bool = True) -> dict:
         d = {"id": self.id, "status": self.status, "frames_done": self.frames_done, "frames_total": self.frames_total,
              "progress": round(self.frames_done / self.frames_total, 4) if self.frames_total else None,
@@ -54,6 +65,60 @@ class Job:
             d["timeline"] = tl.to_dict(orient="records")
             d["classes"] = tl.classes
         return d
+
+
+@dataclass
+class CampaignJob(Job):
+    """An ad test: the recordings (uploaded into the folder `path`, `recordings` maps each file to
+    the name it was uploaded as) analysed one after the other, then the campaign report written
+    into `report_dir`, which lives until the job expires or is deleted."""
+
+    recordings: dict[str, str] = field(default_factory=dict)
+    stimulus: str | None = None
+    groups: dict | None = None
+    offsets: dict | None = None
+    title: str = "Campaign"
+    report_dir: str = ""
+
+    def work(self, analyzer, queue: "JobQueue", progress) -> None:
+        import pandas as pd
+
+        from ..batch.campaign import write_report
+        from ..batch.worker import failure_reason, video_rows
+        faces, manifest, done_before = [], [], 0
+        for path, name in self.recordings.items():
+            t0 = time.perf_counter()
+            try:
+                rows, _, frames, duration = video_rows(analyzer, path, queue.every, name, max_frames=queue.max_frames,
+                                                       on_frame=lambda index, *_: progress(done_before + index))
+                status, reason = "done", ""
+            except Cancelled:
+                raise
+            except Exception as exc:  # one broken recording is reported, the others analysed
+                rows, frames, duration, status, reason = [], 0, 0.0, "failed", failure_reason(exc)
+            faces += rows
+            manifest.append({"source": name, "kind": "video", "status": status, "reason": reason, "faces": len(rows),
+                             "frames": frames, "duration_s": duration, "seconds": time.perf_counter() - t0})
+            done_before += frames
+        os.makedirs(self.report_dir, exist_ok=True)
+        empty = ["source", "kind", "frame", "time_s", "track", "x", "y", "w", "h", "score", *analyzer.classes, "label",
+                 "valence_score"]  # the columns of a campaign in which no face was found
+        write_report(pd.DataFrame(faces) if faces else pd.DataFrame(columns=empty), pd.DataFrame(manifest),
+                     self.report_dir, self.groups, self.title, self.offsets, self.stimulus)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.report_dir, ignore_errors=True)
+
+    def public(self, with_results: bool = True) -> dict:
+        d = Job.public(self, with_results=False)
+        d["recordings"] = sorted(self.recordings.values())
+        if self.status == "done":
+            d["report_url"] = f"/v1/campaigns/{self.id}/files/report.html"
+            d["files"] = sorted(n for n in os.listdir(self.report_dir) if CAMPAIGN_FILE.fullmatch(n))
+        return d
+
+
+CAMPAIGN_FILE = re.compile(r"[a-z][a-z0-9_\-]*\.(html|pdf|csv|png|mp4)")
 
 
 class JobQueue:
@@ -92,9 +157,9 @@ class JobQueue:
         with self._lock:
             self.reserved -= 1
 
-    def submit(self, path: str, frames_total: int = 0) -> Job:
-        """Queue a job in a reserved slot."""
-        job = Job(uuid.uuid4().hex, path, frames_total=frames_total)
+    def submit(self, path: str, frames_total: int = 0, job: Job | None = None) -> Job:
+        """Queue a job (a video job on `path`, or the given `job`) in a reserved slot."""
+        job = job or Job(uuid.uuid4().hex, path, frames_total=frames_total)
         with self._lock:
             self.reserved -= 1
             self.jobs[job.id] = job
@@ -112,8 +177,9 @@ class JobQueue:
         with self._lock:
             finished = [k for k, j in self.jobs.items() if j.finished]
             old = {k for k in finished if now - self.jobs[k].finished > self.result_ttl_s}
-            for job_id in old | set(finished[:max(0, len(finished) - self.keep_results)]):
-                del self.jobs[job_id]
+            gone = [self.jobs.pop(k) for k in old | set(finished[:max(0, len(finished) - self.keep_results)])]
+        for job in gone:
+            job.discard()
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running job and drop it with its results and media."""
@@ -122,8 +188,9 @@ class JobQueue:
         if job is None:
             return False
         job.cancel.set()
-        if job.status != "running":  # a running job removes its media itself when it stops
+        if job.status != "running":  # a running job removes its media and results itself when it stops
             _remove(job.path)
+            job.discard()
         return True
 
     def _run(self, job: Job) -> None:
@@ -140,12 +207,12 @@ class JobQueue:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with self.analyzers.use() as analyzer:
-                    job.timeline = analyzer.analyze_video(job.path, self.every, max_frames=self.max_frames,
-                                                          progress=False, on_frame=progress)
+                    job.work(analyzer, self, progress)
             job.warnings = [str(w.message).replace(job.path, "upload") for w in caught]
             job.status = "done"
         except Cancelled:
-            job.status, job.timeline = "cancelled", None
+            job.status = "cancelled"
+            job.discard()
         except Exception as exc:  # a damaged video must fail its job, not the server
             job.status, job.error = "failed", f"the video could not be analysed: {exc}".replace(job.path, "upload")
         finally:
@@ -165,6 +232,7 @@ class JobQueue:
         for job in self.jobs.values():
             job.cancel.set()
             _remove(job.path)
+            job.discard()
 
 
 def jpeg_data_uri(bgr) -> str:
@@ -174,6 +242,10 @@ def jpeg_data_uri(bgr) -> str:
 
 
 def _remove(path: str) -> None:
+    """Delete an uploaded file, or a folder of uploads."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
     try:
         os.remove(path)
     except FileNotFoundError:

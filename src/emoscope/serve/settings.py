@@ -51,6 +51,10 @@ class Settings:
     max_video_frames: int = setting(18_000, "frames analysed per video job (10 minutes at 30 FPS); longer "
                                     "videos are refused")
     max_video_seconds: float = setting(600.0, "duration of an uploaded video, in seconds; longer ones are refused")
+    max_campaign_recordings: int = setting(30, "recordings one campaign upload may hold")
+    max_campaign_bytes: int = setting(600 * MB, "size of one campaign upload (ad, recordings, files) in MB; its "
+                                      "files are spooled to disk, not held in memory", "--max-campaign-mb", MB)
+    campaign_upload_timeout_s: float = setting(600.0, "seconds a campaign upload may take")
     max_video_pixels: int = setting(3840 * 2160, "largest video frame, in pixels (checked when the file is opened)")
     result_ttl_s: float = setting(600.0, "seconds a finished video job's results are kept in memory")
     header_timeout_s: float = setting(10.0, "seconds a client has to send a request's headers (idle connections "

@@ -45,32 +45,36 @@ function faceList(faces) {
   }).join("");
 }
 
-// POST a file as multipart field "file", showing the upload's progress; the JSON, or null after
-// showing the error.
-function upload(url, file) {
+// POST a form, showing the upload's progress in `ui` ({status, progress} elements); the JSON, or
+// null after showing the error.
+function post(url, body, ui) {
   return new Promise((resolve) => {
-    const body = new FormData();
-    body.append("file", file);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.responseType = "json";
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) showProgress("Uploading", e.loaded / e.total); };
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) showProgress(ui, "Uploading", e.loaded / e.total); };
+    const fail = (message) => { ui.status.textContent = `Error: ${message}`; ui.progress.hidden = true; resolve(null); };
     xhr.onload = () => {
       const data = xhr.response || { error: `the server answered ${xhr.status}` };
-      if (xhr.status >= 400) { $("upload-status").textContent = `Error: ${data.error}`; hideProgress(); resolve(null); }
-      else resolve(data);
+      if (xhr.status >= 400) fail(data.error); else resolve(data);
     };
-    xhr.onerror = () => { $("upload-status").textContent = "Error: the server could not be reached."; hideProgress(); resolve(null); };
+    xhr.onerror = () => fail("the server could not be reached.");
     xhr.send(body);
   });
 }
 
-function showProgress(what, fraction) {
-  const bar = $("progress");
-  bar.hidden = false;
-  bar.value = fraction;
-  $("upload-status").textContent = `${what}… ${Math.round(fraction * 100)}%`;
+function upload(url, file) {
+  const body = new FormData();
+  body.append("file", file);
+  return post(url, body, UPLOAD_UI);
 }
+
+function showProgress(ui, what, fraction) {
+  ui.progress.hidden = false;
+  ui.progress.value = fraction;
+  ui.status.textContent = `${what}… ${Math.round(fraction * 100)}%`;
+}
+const UPLOAD_UI = { status: $("upload-status"), progress: $("progress") };
 const hideProgress = () => { $("progress").hidden = true; };
 
 async function analyzePhoto(file) {
@@ -168,7 +172,7 @@ async function analyzeVideo(file) {
     if (st.status === "failed") { $("upload-status").textContent = `Failed: ${st.error}`; hideProgress(); return; }
     if (st.status === "done") { showVideo(st, job); return; }
     if (st.status === "queued") $("upload-status").textContent = "Waiting for an analyzer…";
-    else showProgress("Analysing", st.progress || 0);
+    else showProgress(UPLOAD_UI, "Analysing", st.progress || 0);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -219,6 +223,46 @@ $("file").addEventListener("change", (e) => {
   (file.type.startsWith("video/") ? analyzeVideo : analyzePhoto)(file).catch((err) => {
     $("upload-status").textContent = `Error: ${err}`;
   });
+});
+
+// Ad test: the ad, the recordings and the optional groups/offsets files as one upload; the
+// service runs the campaign as a job, then the report opens here.
+$("c-run").addEventListener("click", async () => {
+  const ui = { status: $("c-status"), progress: $("c-progress") };
+  const recordings = $("c-recordings").files;
+  if (!recordings.length) { ui.status.textContent = "Choose the viewers' recordings first."; return; }
+  const body = new FormData();
+  for (const f of recordings) body.append("recordings", f);
+  for (const [field, id] of [["stimulus", "c-stimulus"], ["groups", "c-groups"], ["offsets", "c-offsets"]]) {
+    if ($(id).files[0]) body.append(field, $(id).files[0]);
+  }
+  body.append("title", $("c-title").value);
+  $("c-run").disabled = true;
+  $("c-report").hidden = true; $("c-links").innerHTML = "";
+  try {
+    const job = await post("/v1/campaigns", body, ui);
+    if (!job) return;
+    for (;;) {
+      const st = await (await fetch(job.status_url)).json();
+      if (st.status === "failed") { ui.status.textContent = `Failed: ${st.error}`; ui.progress.hidden = true; return; }
+      if (st.status === "done") {
+        ui.progress.hidden = true;
+        ui.status.textContent = `Done: ${st.recordings.length} recording(s).`;
+        ui.status.dataset.done = "1";
+        const base = `${job.status_url}/files/`;
+        $("c-links").innerHTML = `<a href="${st.report_url}" target="_blank">Open the report in a new tab</a>` +
+          st.files.filter((f) => /\.(pdf|csv)$/.test(f)).map((f) => ` · <a href="${base}${f}" download>${f}</a>`).join("");
+        $("c-report").src = st.report_url;
+        $("c-report").hidden = false;
+        return;
+      }
+      if (st.status === "queued") ui.status.textContent = "Waiting for an analyzer…";
+      else showProgress(ui, "Analysing the recordings", st.progress || 0);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  } finally {
+    $("c-run").disabled = false;
+  }
 });
 
 // Live mode: one frame in flight at a time, so the page never queues more than the server can do.
