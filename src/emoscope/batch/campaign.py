@@ -10,6 +10,7 @@ import html
 import math
 import os
 import sys
+from contextlib import contextmanager
 
 import cv2
 
@@ -315,6 +316,16 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
     curve, charts, seconds = res["per_second"], {}, res["seconds"]
     mid = curve["second"] + 0.5  # a second's value is drawn at its middle
 
+    def finish(ax, ylabel: str, chart_title: str, ylim=(-1, 1)) -> None:
+        if ylim[0] < 0:
+            ax.axhline(0, color="gray", lw=0.6)
+        ax.set_ylim(*ylim)
+        _mmss_axis(ax, seconds)
+        ax.set_xlabel("time in the stimulus (m:ss)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(chart_title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+
     def save(fig, ax, name):
         fig.tight_layout()
         path = os.path.join(out, f"{name}.png")
@@ -336,13 +347,7 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
         for i, (_, p) in enumerate(res["peaks"][res["peaks"]["kind"] == kind].iterrows()):
             ax.axvline(p["second"] + 0.5, color=color, ls="--", lw=1.2,
                        label=f"{kind} moment" if i == 0 else None)
-    ax.axhline(0, color="gray", lw=0.6)
-    ax.set_ylim(-1, 1)
-    _mmss_axis(ax, seconds)
-    ax.set_xlabel("time in the stimulus (m:ss)")
-    ax.set_ylabel("valence (-1 to +1)")
-    ax.set_title(f"{title}: valence, change from each viewer's own average (n = {n_viewers} viewers)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    finish(ax, "valence (-1 to +1)", f"{title}: valence, change from each viewer's own average (n = {n_viewers} viewers)")
     save(fig, ax, "valence")
 
     classes = res["classes"]
@@ -353,12 +358,7 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
         ax.bar(mid, share, width=1.0, bottom=bottom, color=np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255,
                label=c, edgecolor="white", linewidth=0.3)
         bottom += share
-    ax.set_ylim(0, 1)
-    _mmss_axis(ax, seconds)
-    ax.set_xlabel("time in the stimulus (m:ss)")
-    ax.set_ylabel("share of viewers with a face")
-    ax.set_title(f"{title}: expressions per second (n = {n_viewers} viewers)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    finish(ax, "share of viewers with a face", f"{title}: expressions per second (n = {n_viewers} viewers)", (0, 1))
     save(fig, ax, "expressions")
 
     if len(res.get("per_second_by_group", [])):
@@ -368,13 +368,7 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
             gm = g["second"] + 0.5
             line = ax.plot(gm, g["change"], lw=1.6, label=f"{name} (n = {sizes.get(name, 0)})")[0]
             ax.fill_between(gm, g["change_ci_low"], g["change_ci_high"], color=line.get_color(), alpha=0.15, lw=0)
-        ax.axhline(0, color="gray", lw=0.6)
-        ax.set_ylim(-1, 1)
-        _mmss_axis(ax, seconds)
-        ax.set_xlabel("time in the stimulus (m:ss)")
-        ax.set_ylabel("change from own average valence")
-        ax.set_title(f"{title}: groups compared")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        finish(ax, "change from own average valence", f"{title}: groups compared")
         save(fig, ax, "groups")
     return charts
 
@@ -457,40 +451,39 @@ def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title:
     from ..report import pyplot
     plt = pyplot()
     with PdfPages(path) as pdf:
+
+        @contextmanager
+        def page(heading: str):
+            fig = plt.figure(figsize=(11.69, 8.27))  # A4 landscape
+            fig.text(0.05, 0.95, heading, fontsize=16)
+            yield fig
+            pdf.savefig(fig)
+            plt.close(fig)
+
         for name in ("valence", "expressions", "groups"):
             if name in charts:
-                fig = plt.figure(figsize=(11.69, 8.27))
-                fig.figimage(plt.imread(charts[name]["path"]), xo=40, yo=200)
-                fig.text(0.05, 0.95, title, fontsize=16)
-                pdf.savefig(fig)
-                plt.close(fig)
-        peaks = res["peaks"]
-        if len(peaks):
-            fig = plt.figure(figsize=(11.69, 8.27))
-            fig.text(0.05, 0.95, f"{title}: moments that moved the audience", fontsize=16)
-            for i, (_, p) in enumerate(peaks.head(6).iterrows()):
-                y = 0.78 - i * 0.14
-                if p["second"] in stills:
-                    ax = fig.add_axes([0.05, y - 0.05, 0.16, 0.12])
-                    ax.imshow(plt.imread(stills[p["second"]]))
-                    ax.axis("off")
-                fig.text(0.24, y, describe_peak(p), fontsize=10, wrap=True)
-            pdf.savefig(fig)
-            plt.close(fig)
+                with page(title) as fig:
+                    fig.figimage(plt.imread(charts[name]["path"]), xo=40, yo=200)
+        if len(res["peaks"]):
+            with page(f"{title}: moments that moved the audience") as fig:
+                for i, (_, p) in enumerate(res["peaks"].head(6).iterrows()):
+                    y = 0.78 - i * 0.14
+                    if p["second"] in stills:
+                        ax = fig.add_axes([0.05, y - 0.05, 0.16, 0.12])
+                        ax.imshow(plt.imread(stills[p["second"]]))
+                        ax.axis("off")
+                    fig.text(0.24, y, describe_peak(p), fontsize=10, wrap=True)
         viewers = res["viewers"]
         if len(viewers):
-            fig = plt.figure(figsize=(11.69, 8.27))
-            fig.text(0.05, 0.95, f"{title}: viewers", fontsize=16)
-            shown = viewers.head(30).copy()
-            shown["viewer"] = shown["viewer"].map(os.path.basename)
-            cells = [[(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row] for row in shown.to_numpy()]
-            ax = fig.add_axes([0.03, 0.05, 0.94, 0.85])
-            ax.axis("off")
-            t = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in shown.columns], loc="upper center")
-            t.auto_set_font_size(False)
-            t.set_fontsize(7)
-            pdf.savefig(fig)
-            plt.close(fig)
+            with page(f"{title}: viewers") as fig:
+                shown = viewers.head(30).copy()
+                shown["viewer"] = shown["viewer"].map(os.path.basename)
+                cells = [[(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row] for row in shown.to_numpy()]
+                ax = fig.add_axes([0.03, 0.05, 0.94, 0.85])
+                ax.axis("off")
+                t = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in shown.columns], loc="upper center")
+                t.auto_set_font_size(False)
+                t.set_fontsize(7)
     return path
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 from ...media import sniff_video
 from ..jobs import CAMPAIGN_FILE, CampaignJob, JobsFull
 from ..uploads import UploadError
-from .videos import probe_video
+from .videos import get_job, probe_video
 
 router = APIRouter()
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -143,11 +143,7 @@ async def submit_campaign(request: Request) -> dict:
 
 
 def get_campaign(request: Request, job_id: str) -> CampaignJob:
-    job = request.app.state.jobs.get(job_id)
-    if not isinstance(job, CampaignJob):
-        raise UploadError(404, f"no campaign {job_id!r} (finished ones are kept "
-                               f"{request.app.state.settings.result_ttl_s:g} s)")
-    return job
+    return get_job(request, job_id, CampaignJob, "campaign")
 
 
 @router.get("/v1/campaigns/{job_id}")

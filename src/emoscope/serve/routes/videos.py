@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from ...analyze.video import VideoReader
-from ..jobs import JobsFull
+from ..jobs import Job, JobsFull
 from ...media import sniff_video
 from ..uploads import UploadError, uploaded
 
@@ -72,10 +72,11 @@ async def submit_video(request: Request) -> dict:
     return {"id": job.id, "status": job.status, "status_url": f"/v1/videos/{job.id}"}
 
 
-def get_job(request: Request, job_id: str):
+def get_job(request: Request, job_id: str, kind: type = Job, what: str = "video job"):
+    """The job `job_id` of type `kind`, else 404."""
     job = request.app.state.jobs.get(job_id)
-    if job is None:
-        raise UploadError(404, f"no video job {job_id!r} (finished jobs are kept "
+    if type(job) is not kind:
+        raise UploadError(404, f"no {what} {job_id!r} (finished ones are kept "
                                f"{request.app.state.settings.result_ttl_s:g} s)")
     return job
 
