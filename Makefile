@@ -38,29 +38,21 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The shipped expression model's recipe, one command from scratch (configs/shipped/, run folders
-# in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once
-# its export exists: a FER2013 teacher (resnet_fer_m), a FER2013 student (resnet_fer_ms) taught
-# online by the teacher's int8 export, then the shipped resnet_fer_ms trained on FER2013 (taught
-# by that student) and on the web_faces photos cut out by the detector, and a second, gentler
-# one-cycle pass over the same data starting from it (expression-refine.json); its exports go to
-# src/emoscope/assets/.
+# in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once it
+# has finished: resnet_fer_ms trained on FER2013 relabelled by the FER+ votes (soft targets) and on
+# the web_faces photos cut out by the detector, checkpoints chosen on balanced accuracy over both
+# validation parts (expression-ferplus.json); then a gentler one-cycle pass over the same data
+# starting from it (expression-ferplus-refine.json). The export fits the temperature, per-class
+# offsets and valence thresholds on validation photos; its files go to src/emoscope/assets/.
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
 
-$(RUNS)/fer2013-teacher/teacher-int8.onnx: | setup
-	$(EMOSCOPE) train --config configs/shipped/teacher.json --resume
-	$(EMOSCOPE) export $(RUNS)/fer2013-teacher --out $(RUNS)/fer2013-teacher/teacher.onnx --int8 $@
+$(RUNS)/expression-ferplus/summary.json: | setup
+	$(EMOSCOPE) train --config configs/shipped/expression-ferplus.json --resume
 
-$(RUNS)/fer2013-student/expression-int8.onnx: $(RUNS)/fer2013-teacher/teacher-int8.onnx
-	$(EMOSCOPE) train --config configs/shipped/fer2013-student.json --resume
-	$(EMOSCOPE) export $(RUNS)/fer2013-student --out $(RUNS)/fer2013-student/expression.onnx --int8 $@
-
-$(RUNS)/expression-web/summary.json: $(RUNS)/fer2013-student/expression-int8.onnx
-	$(EMOSCOPE) train --config configs/shipped/expression.json --resume
-
-train-default: $(RUNS)/expression-web/summary.json
-	$(EMOSCOPE) train --config configs/shipped/expression-refine.json --resume
-	$(EMOSCOPE) export $(RUNS)/expression-refine --out src/emoscope/assets/expression.onnx \
+train-default: $(RUNS)/expression-ferplus/summary.json
+	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine.json --resume
+	$(EMOSCOPE) export $(RUNS)/expression-ferplus-refine --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
 
 train-gender: setup
