@@ -317,3 +317,21 @@ def test_detector_creation_prints_no_opencv_warning(yunet, samples):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "1"
     assert "setPreferableTarget" not in r.stderr and "WARN" not in r.stderr
+
+
+def test_labels_are_placed_clear_of_other_faces():
+    """Two faces side by side, the left one touching the top edge: its label may not go above, and
+    must not land on the other face; bars go where there is room or not at all."""
+    import numpy as np
+    from emoscope.analyze.annotate import draw_faces, timecode
+    from emoscope.analyze.face import Face
+    probs = {"angry": 0.1, "disgust": 0.0, "fear": 0.0, "happy": 0.7, "neutral": 0.2, "sad": 0.0, "surprise": 0.0}
+    left = Face((20, 0, 100, 100), "happy", probs, 0.9, "positive", 0.7)
+    right = Face((125, 110, 100, 100), "happy", probs, 0.9, "positive", 0.7)
+    blank = np.zeros((260, 400, 3), np.uint8)
+    out = draw_faces(blank, [left, right], stamp=f"{timecode(83.4567)}  frame 2503")
+    # nothing is drawn inside the right face's box: the left face's label went elsewhere (not above
+    # the image, not onto this face) and the right face's own label sits above its box
+    assert not out[114:207, 129:222].any()
+    assert timecode(83.4567) == "0:01:23.457"
+    assert out[-20:, :120].any()  # the timecode is burned in at the bottom left
