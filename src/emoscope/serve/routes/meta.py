@@ -38,7 +38,8 @@ def model_info(request: Request) -> dict:
     analyzer = request.app.state.analyzers.first
     meta = analyzer.classifier.meta
     return {"classes": analyzer.classes, "input_size": list(meta.input_size), "color": meta.color,
-            "crop": asdict(meta.crop), "temperature": meta.temperature,
+            "crop": asdict(meta.crop), "temperature": meta.temperature, "class_bias": meta.class_bias,
+            "face_mesh": analyzer.landmarker is not None,
             "architecture": meta.extra.get("architecture"), "metrics": meta.extra.get("metrics", {}),
             "card": "docs/model-card.md",
             "valence": {"weights": VALENCE, "thresholds": analyzer.valence_rule.to_dict()}}
