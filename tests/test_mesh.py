@@ -202,3 +202,15 @@ def test_landmarker_is_found_like_yunet(tmp_path, monkeypatch, task):
     paths = converted_models(task)
     assert all(os.path.getsize(p) > 100_000 for p in paths)
     assert converted_models(task) == paths  # converted once, then read from the cache
+
+
+def test_a_missing_landmarker_is_said_in_plain_words(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    r = subprocess.run([sys.executable, "-m", "emoscope.cli", "analyze", shared_path("samples", "facerec_obama.jpg"),
+                        "--mesh", "--mesh-model", str(tmp_path / "missing.task"), "--out", str(tmp_path / "out"),
+                        "--detector-model", shared_path("models", "face_detection_yunet.onnx")],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "missing.task" in r.stderr and "Traceback" not in r.stderr

@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from .runtime.assets import ModelNotFoundError
+    try:
+        return int(args.func(args) or 0)
+    except ModelNotFoundError as exc:  # a model file missing or not downloadable: say how to provide it
+        print(f"emoscope {args.verb}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ class Analyzer:
             if self.landmarker is None:
                 raise ValueError("this analyzer was made without the face landmarker (Analyzer(mesh=True))")
             m = self.landmarker.measure(img, det.box, det.landmarks[:2] if det.landmarks is not None else None)
-            face.mesh, face.blendshapes, face.eyes_open, face.attention = m.mesh, m.blendshapes, m.eyes_open, m.attention
+            face.mesh, face.eyes_open, face.attention = m.mesh, m.eyes_open, m.attention
             face.head_pose = {k: round(v, 2) for k, v in m.head_pose.items()}
             face.gaze = {k: round(v, 2) for k, v in m.gaze.items()}
             face.blendshapes = {k: round(v, 4) for k, v in m.blendshapes.items()}

@@ -28,7 +28,8 @@ def converted_models(task: str) -> tuple[str, str]:
     if all(os.path.isfile(p) for p in paths):
         return paths
     try:
-        from .tflite_onnx import convert
+        import onnx  # noqa: F401  (the converter's two dependencies, the `mesh` extra)
+        import tflite  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the install
         raise ModelNotFoundError("the face landmarker's models are converted to ONNX on first use, which needs "
                                  "the mesh extra: pip install 'emoscope[mesh]'") from None
@@ -38,6 +39,7 @@ def converted_models(task: str) -> tuple[str, str]:
     except (zipfile.BadZipFile, KeyError, OSError):
         raise ModelNotFoundError(f"{task} is not a MediaPipe face landmarker bundle (a zip holding "
                                  f"{LANDMARKS_FILE} and {BLENDSHAPES_FILE})") from None
+    from .tflite_onnx import convert
     os.makedirs(folder, exist_ok=True)
     for path, name, channels_first in ((paths[0], LANDMARKS_FILE, True), (paths[1], BLENDSHAPES_FILE, False)):
         proto = convert(models[name], channels_first=channels_first)
