@@ -77,9 +77,12 @@ def run_batch(sources: list[str], job: BatchJob, missing: list[str] = (), progre
 
 
 def _run(store: BatchStore, sources: list[str], job: BatchJob, missing: list[str], progress: bool) -> dict:
-    failed_before = store.recorded() - store.recorded(failed=False)
-    retried = store.forget_failed(set(sources) | set(missing)) if job.retry_failed else 0
-    recorded = store.recorded()
+    manifest = store.manifest()  # read once: a large job's manifest has millions of rows
+    recorded = set(manifest["source"])
+    failed_before = set(manifest.loc[manifest["status"] == "failed", "source"])
+    retry = failed_before & (set(sources) | set(missing)) if job.retry_failed else set()
+    retried = store.forget_failed(retry) if retry else 0
+    recorded -= retry
     pending = [s for s in dict.fromkeys(sources) if s not in recorded]
     lost = [m for m in dict.fromkeys(missing) if m not in recorded]
     if lost:

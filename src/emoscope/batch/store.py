@@ -136,11 +136,6 @@ class BatchStore:
         """Every source recorded so far (done or failed)."""
         return read_table(self.out, "manifest", self.schemas["manifest"])
 
-    def recorded(self, failed: bool = True) -> set[str]:
-        """The sources in the manifest (without `failed`, only those done)."""
-        m = self.manifest()
-        return set(m["source"] if failed else m.loc[m["status"] == "done", "source"])
-
     def forget_failed(self, sources: set[str]) -> int:
         """Remove the `failed` manifest rows of `sources` (so they can be analysed again), part by
         part, each rewritten atomically; a failed source has no face or person rows. Returns how
