@@ -19,7 +19,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
     p.add_argument("--no-class-bias", action="store_true",
-                   help="do not fit per-class logit offsets on the validation parts (balanced accuracy)")
+                   help="do not fit per-class logit offsets on the primary source's validation part (balanced accuracy)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--margin", type=float, help="override the run's face-box margin per side (crop rule; the run's "

@@ -25,8 +25,10 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
     the run's sources together. The valence thresholds are fitted on the validation photos of its
     detector-cropped (real-face) sources, when it has any. With `class_bias`, per-class logit offsets
-    are fitted on the same validation parts to maximise their mean balanced accuracy (applied
-    before the valence fit). `crop` overrides keys of the run's crop rule.
+    are fitted on the primary source's validation part to maximise its balanced accuracy (applied
+    before the valence fit): for the FER+ recipe that part is thousands of people, while web_faces
+    val's rarer classes are one or two people each, and offsets fitted to them did not carry over
+    to other people (`experiments/class_bias.py`, folds by person). `crop` overrides keys of the run's crop rule.
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
 
     Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
@@ -43,7 +45,8 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     if temperature is None:
         temperature = fit_temperature(torch_logits, val.labels)
     source_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(vals)])
-    bias = fit_class_bias(torch_logits, val.labels, temperature, source_of) if class_bias else None
+    primary = source_of == 0
+    bias = fit_class_bias(torch_logits[primary], val.labels[primary], temperature, source_of[primary]) if class_bias else None
     valence = None
     real = np.concatenate([np.full(len(v), i > 0 and bool(cfg["sources"][i - 1].get("faces")))
                            for i, v in enumerate(vals)])
