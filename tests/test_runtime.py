@@ -65,6 +65,22 @@ def test_yunet_on_onnxruntime_matches_opencv(yunet, samples, name, scale):
     np.testing.assert_allclose(ours, expected, atol=0.01)
 
 
+def test_a_small_face_crop_is_tried_again_scaled_up(yunet, samples):
+    """A 32 px thumbnail of a face YuNet misses at its own size is found at DETECT_MIN_SIDE, and the
+    box comes back in the thumbnail's pixels."""
+    from emoscope.runtime import YuNetDetector
+    img = cv2.imread(os.path.join(samples, "facerec_obama.jpg"))
+    det = YuNetDetector(yunet)
+    x, y, w, h = map(int, det.detect(img)[0].box)
+    crop = img[max(0, int(y - 0.4 * h)):int(y + 1.4 * h), max(0, int(x - 0.4 * w)):int(x + 1.4 * w)]
+    thumb = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA)
+    assert len(det._raw(thumb)) == 0
+    faces = det.detect(thumb)
+    assert len(faces) == 1
+    bx, by, bw, bh = faces[0].box
+    assert 8 < bx + bw / 2 < 24 and 8 < by + bh / 2 < 24 and 10 < bw < 32
+
+
 def test_one_and_two_faces(analyzer, samples):
     faces = analyzer.analyze(os.path.join(samples, "facerec_obama.jpg"))
     assert len(faces) == 1
