@@ -41,9 +41,11 @@ test-fast: setup
 # in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once it
 # has finished: resnet_fer_ms trained on FER2013 relabelled by the FER+ votes (soft targets) and on
 # the web_faces photos cut out by the detector, checkpoints chosen on balanced accuracy over both
-# validation parts (expression-ferplus.json); then a gentler one-cycle pass over the same data
-# starting from it (expression-ferplus-refine.json). The export fits the temperature, per-class
-# offsets and valence thresholds on validation photos; its files go to src/emoscope/assets/.
+# validation parts (expression-ferplus.json); then two gentler one-cycle passes over the same data
+# starting from it, the second with a dark band over the eyes of a fifth of the faces (sunglasses;
+# expression-ferplus-refine.json, expression-ferplus-refine-eyes.json), and the mean of their
+# weights (`emoscope average`). The export fits the temperature, per-class offsets and valence
+# thresholds on validation photos; its files go to src/emoscope/assets/.
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
 
@@ -52,7 +54,10 @@ $(RUNS)/expression-ferplus/summary.json: | setup
 
 train-default: $(RUNS)/expression-ferplus/summary.json
 	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine.json --resume
-	$(EMOSCOPE) export $(RUNS)/expression-ferplus-refine --out src/emoscope/assets/expression.onnx \
+	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine-eyes.json --resume
+	$(EMOSCOPE) average $(RUNS)/expression-ferplus-refine $(RUNS)/expression-ferplus-refine-eyes \
+		--out $(RUNS)/expression-ferplus-mean
+	$(EMOSCOPE) export $(RUNS)/expression-ferplus-mean --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
 
 train-gender: setup

@@ -337,3 +337,49 @@ def test_multi_source_training(tiny_data, tmp_path):
                                                     abs=1e-4)
     with pytest.raises(ValueError, match="source needs"):
         TrainConfig.from_dict({"data": tiny_data, "sources": [{"data": extra}]})
+
+
+def test_eye_band_darkens_the_eye_rows_only():
+    """The sunglasses augmentation covers the eye rows with a dark band (and only them), on the
+    chosen share of the batch; with the affine at rest the mouth and forehead are untouched."""
+    import torch
+    from emoscope.train.augment import EYE_ROWS, eye_band
+    x = torch.full((400, 1, 48, 48), 0.8)
+    out = eye_band(x, 0.5, torch.Generator().manual_seed(0))
+    changed = (out != x).flatten(1).any(1)
+    assert 0.4 < changed.float().mean() < 0.6
+    covered = out[changed, 0]
+    dark = covered != 0.8
+    assert covered[dark].mean() < 0.3 and dark[:, :, 24].any(1).all()
+    top, bottom = int((EYE_ROWS[0] - 0.1) * 48), int((EYE_ROWS[1] + 0.1) * 48) + 1
+    assert not dark[:, :top].any() and not dark[:, bottom:].any() and not dark[:, :, 0].any()
+    assert (out[~changed] == 0.8).all()
+
+
+def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path):
+    """`emoscope average`: two fine-tunes of one run become one run folder whose weights are their
+    mean, which export reads like any run; a run of another model is refused in plain words."""
+    import torch
+    from emoscope.models.checkpoint import load_run_model
+    from emoscope.train.trainer import Trainer
+    start = TrainConfig(data=tiny_data, out=str(tmp_path / "start"), model="cnn_small", epochs=1, batch_size=32,
+                        threads=2)
+    Trainer(start, progress=False).fit()
+    for name, seed in (("a", 1), ("b", 2)):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / name), model="cnn_small", epochs=1, batch_size=32,
+                            threads=2, init=start.out, seed=seed), progress=False).fit()
+    r = run_cli("average", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "mean"))
+    assert r.returncode == 0, r.stderr
+    (a, _, _), (b, _, _), (m, cfg, _) = (load_run_model(str(tmp_path / n)) for n in ("a", "b", "mean"))
+    sa, sb = a.state_dict(), b.state_dict()
+    for name, value in m.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (sa[name] + sb[name]) / 2, atol=1e-6), name
+    assert any(not torch.equal(sa[n], sb[n]) for n in sa if sa[n].is_floating_point())  # two different runs
+    assert cfg["out"] == str(tmp_path / "mean")
+    r = run_cli("export", str(tmp_path / "mean"), "--out", str(tmp_path / "mean.onnx"))
+    assert r.returncode == 0 and os.path.exists(tmp_path / "mean.onnx"), r.stderr
+    Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "other"), model="cnn_medium", epochs=1, batch_size=32,
+                        threads=2), progress=False).fit()
+    r = run_cli("average", str(tmp_path / "a"), str(tmp_path / "other"), "--out", str(tmp_path / "bad"))
+    assert r.returncode != 0 and "its model (cnn_medium) differs" in r.stderr and "Traceback" not in r.stderr

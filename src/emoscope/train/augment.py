@@ -17,6 +17,8 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch.T
 def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> torch.Tensor:
     """Augment a float batch (N, C, H, W) with values in [0, 1]."""
     n = x.shape[0]
+    if cfg.eye_band > 0:
+        x = eye_band(x, cfg.eye_band, g)
     angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * math.pi / 180
     zoom = _uniform(n, 1 - cfg.scale, 1 + cfg.scale, g)
     flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
@@ -34,6 +36,30 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = Non
     if cfg.erase > 0:
         x = random_erase(x, cfg.erase, cfg.erase_area, g)
     return x
+
+
+# Where the eyes sit in the training crops (YuNet's eye points on FER2013 and web_faces crops, as
+# fractions of the side): rows 0.27-0.45 (median 0.38), columns 0.26-0.73.
+EYE_ROWS = (0.30, 0.46)
+EYE_BAND_HEIGHT = (0.12, 0.20)
+EYE_BAND_WIDTH = (0.60, 0.85)
+
+
+def eye_band(x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Tensor:
+    """Cover the eyes of each chosen image with a dark, slightly noisy band, as dark sunglasses do
+    (applied before the affine, so the band turns and shifts with the face)."""
+    n, _, h, w = x.shape
+    cy = _uniform(n, *EYE_ROWS, g).view(n, 1, 1)
+    half_h = _uniform(n, *EYE_BAND_HEIGHT, g).view(n, 1, 1) / 2
+    cx = _uniform(n, 0.45, 0.55, g).view(n, 1, 1)
+    half_w = _uniform(n, *EYE_BAND_WIDTH, g).view(n, 1, 1) / 2
+    rows = (torch.arange(h).view(1, h, 1) + 0.5) / h
+    cols = (torch.arange(w).view(1, 1, w) + 0.5) / w
+    mask = ((rows - cy).abs() < half_h) & ((cols - cx).abs() < half_w)
+    mask &= (torch.rand(n, generator=g) < p).view(n, 1, 1)
+    shade = _uniform(n, 0.0, 0.3, g).view(n, 1, 1, 1).to(x.dtype)
+    fill = (shade + 0.03 * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+    return torch.where(mask.unsqueeze(1), fill, x)
 
 
 def random_erase(x: torch.Tensor, p: float, area: tuple[float, float], g: torch.Generator | None) -> torch.Tensor:

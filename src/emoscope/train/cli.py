@@ -53,3 +53,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve(args)
     Trainer(cfg).fit(resume=args.resume)
     return 0
+
+
+def add_average_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run folders (their best.pt) or checkpoint files, all fine-tuned "
+                                           "from one starting point")
+    p.add_argument("--out", required=True, help="run folder for the averaged best.pt")
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from .average import average_runs
+    try:
+        path = average_runs(args.runs, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"emoscope average: {exc}")
+    print(f"averaged {len(args.runs)} runs into {path}")
+    return 0

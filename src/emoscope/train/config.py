@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from ..contract import IMG_SIZE, CropRule
 
@@ -25,12 +25,13 @@ class AugmentConfig:
     erase_area: tuple[float, float] = (0.02, 0.15)
     mixup: float = 0.0        # mixup alpha (0: off)
     cutmix: float = 0.0       # cutmix alpha (0: off); if both are on, each batch picks one
+    eye_band: float = 0.0     # probability of a dark band across the eyes (sunglasses), before the affine
 
     def scaled(self, strength: float) -> "AugmentConfig":
         """The same recipe with every geometric/photometric range multiplied by `strength`."""
-        return AugmentConfig(self.rotate * strength, self.scale * strength, self.shift * strength,
-                             self.flip, self.brightness * strength, self.contrast * strength,
-                             min(1.0, self.erase * strength), self.erase_area, self.mixup, self.cutmix)
+        return replace(self, rotate=self.rotate * strength, scale=self.scale * strength,
+                       shift=self.shift * strength, brightness=self.brightness * strength,
+                       contrast=self.contrast * strength, erase=min(1.0, self.erase * strength))
 
 
 def opt(default=MISSING, help: str = "", choices: tuple | None = None, cli: bool = True, factory=MISSING):

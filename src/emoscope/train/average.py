@@ -1,0 +1,50 @@
+"""`emoscope average`: the mean of the weights of runs fine-tuned from one starting point (a "model
+soup", Wortsman et al. 2022). Fine-tunes of one network stay in one basin of the loss, so their mean
+is a network of the same size and speed that usually generalises better than each of them; runs
+from different starts average to nonsense, which the export's validation numbers would show.
+The result is a run folder with a best.pt (the EMA weights where the runs have them) that
+`emoscope export`, `evaluate` and `init` read like any other."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from ..models.checkpoint import run_checkpoint
+
+MUST_MATCH = ("model", "model_kwargs", "img_size", "color")
+
+
+def average_runs(runs: list[str], out: str) -> str:
+    """Write the mean of the runs' weights to `out`/best.pt (with the first run's config and the
+    list of runs); returns its path."""
+    if len(runs) < 2:
+        raise ValueError("give at least two runs to average")
+    cks = [torch.load(run_checkpoint(r), map_location="cpu", weights_only=False) for r in runs]
+    first = cks[0]
+    for run, ck in zip(runs[1:], cks[1:]):
+        if ck["classes"] != first["classes"]:
+            raise ValueError(f"{run}: its classes differ from those of {runs[0]}")
+        for key in MUST_MATCH:
+            if ck["config"].get(key) != first["config"].get(key):
+                raise ValueError(f"{run}: its {key} ({ck['config'].get(key)}) differs from that of {runs[0]} "
+                                 f"({first['config'].get(key)})")
+    states = [ck["ema"] if ck.get("ema") is not None else ck["model"] for ck in cks]
+    mean = {}
+    for name, ref in states[0].items():
+        if ref.is_floating_point():
+            mean[name] = (sum(s[name].double() for s in states) / len(states)).to(ref.dtype)
+        else:  # integer buffers (BatchNorm's batch counts) are not weights
+            mean[name] = ref.clone()
+    config = dict(first["config"], out=out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "best.pt")
+    tmp = path + ".tmp"
+    torch.save({"epoch": None, "model": mean, "ema": None, "config": config, "classes": first["classes"],
+                "history": [], "averaged": [os.path.abspath(r) for r in runs]}, tmp)
+    os.replace(tmp, path)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump({"averaged": [os.path.abspath(r) for r in runs], "model": config["model"]}, f, indent=1)
+    return path
