@@ -41,6 +41,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = Non
 # Where the eyes sit in the training crops (YuNet's eye points on FER2013 and web_faces crops, as
 # fractions of the side): rows 0.27-0.45 (median 0.38), columns 0.26-0.73.
 EYE_ROWS = (0.30, 0.46)
+EYE_BAND_CENTRE = (0.45, 0.55)  # columns
 EYE_BAND_HEIGHT = (0.12, 0.20)
 EYE_BAND_WIDTH = (0.60, 0.85)
 
@@ -51,7 +52,7 @@ def eye_band(x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Tens
     n, _, h, w = x.shape
     cy = _uniform(n, *EYE_ROWS, g).view(n, 1, 1)
     half_h = _uniform(n, *EYE_BAND_HEIGHT, g).view(n, 1, 1) / 2
-    cx = _uniform(n, 0.45, 0.55, g).view(n, 1, 1)
+    cx = _uniform(n, *EYE_BAND_CENTRE, g).view(n, 1, 1)
     half_w = _uniform(n, *EYE_BAND_WIDTH, g).view(n, 1, 1) / 2
     rows = (torch.arange(h).view(1, h, 1) + 0.5) / h
     cols = (torch.arange(w).view(1, 1, w) + 0.5) / w

@@ -39,12 +39,13 @@ def average_runs(runs: list[str], out: str) -> str:
         else:  # integer buffers (BatchNorm's batch counts) are not weights
             mean[name] = ref.clone()
     config = dict(first["config"], out=out)
+    sources = [os.path.abspath(r) for r in runs]
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "best.pt")
     tmp = path + ".tmp"
     torch.save({"epoch": None, "model": mean, "ema": None, "config": config, "classes": first["classes"],
-                "history": [], "averaged": [os.path.abspath(r) for r in runs]}, tmp)
+                "history": [], "averaged": sources}, tmp)
     os.replace(tmp, path)
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump({"averaged": [os.path.abspath(r) for r in runs], "model": config["model"]}, f, indent=1)
+        json.dump({"averaged": sources, "model": config["model"]}, f, indent=1)
     return path
