@@ -212,6 +212,30 @@ def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "d"), model="cnn_medium", init=first.out), progress=False)
 
 
+def test_a_gray_run_starts_a_colour_run_as_the_same_function_of_luma(tiny_data, tmp_path):
+    """Warm start across colour: the colour network begins by giving on an RGB image exactly what
+    the gray network gives on its luma; a colour run cannot start a gray one."""
+    import torch
+    from emoscope.models.checkpoint import load_run_model, normalize
+    from emoscope.train.trainer import LUMA, Trainer
+    gray = TrainConfig(data=tiny_data, out=str(tmp_path / "gray"), model="resnet_fer_s", epochs=1, batch_size=32,
+                       threads=2, ema=0.0)
+    Trainer(gray, progress=False).fit()
+    colour = Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "rgb"), model="resnet_fer_s", color="rgb",
+                                 epochs=1, batch_size=32, threads=2, ema=0.0, init=gray.out), progress=False)
+    rgb = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    luma = (rgb * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    before, _, _ = load_run_model(gray.out)
+    colour.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(colour.model(normalize(rgb)), before.float()(normalize(luma)), atol=1e-4)
+        assert not torch.allclose(colour.model(normalize(rgb)), before(normalize(rgb.mean(1, keepdim=True))), atol=1e-2)
+    colour.fit()
+    with pytest.raises(ValueError, match="a rgb model cannot start a gray one"):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "back"), model="resnet_fer_s", init=str(tmp_path / "rgb")),
+                progress=False)
+
+
 def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
     """Offline distillation: the targets blend the labels with the teachers' averaged,
     flip-averaged probabilities on the clean training images; a mismatched teacher is refused."""

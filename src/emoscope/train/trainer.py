@@ -40,6 +40,23 @@ def atomic_save(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, OpenCV's RGB -> gray
+
+
+def gray_to_rgb(state: dict, target: dict) -> dict:
+    """A gray network's weights for the same network over RGB input: each weight that reads one
+    input channel where the colour network reads three (the stem) is spread over R, G and B by the
+    luma coefficients. Convolution is linear and the normalisation is the same for every channel,
+    so the colour network gives on an RGB image what the gray one gives on its luma."""
+    luma = torch.tensor(LUMA)
+    out = dict(state)
+    for key, w in state.items():
+        t = target.get(key)
+        if t is not None and w.ndim == 4 and w.shape[1] == 1 and t.shape[1] == 3 and w.shape[0] == t.shape[0]:
+            out[key] = w * luma.to(w.dtype).view(1, 3, 1, 1)
+    return out
+
+
 class EMA:
     """Exponential moving average of a model's weights (buffers copied as they are)."""
 
@@ -128,13 +145,20 @@ class Trainer:
 
     # -- construction ---------------------------------------------------------------------------
     def _load_init(self, source: str) -> None:
-        """Warm start from another run of the same model and classes (its EMA weights if any)."""
+        """Warm start from another run of the same model and classes (its EMA weights if any). A
+        gray run starts a colour one as the same function of the image's luma (`gray_to_rgb`)."""
         path = run_checkpoint(source)
         ck = torch.load(path, map_location=self.device, weights_only=False)
         if ck["config"]["model"] != self.cfg.model or ck["classes"] != self.classes:
             raise ValueError(f"init {path}: a {ck['config']['model']} over {ck['classes']}, "
                              f"not a {self.cfg.model} over {self.classes}")
-        self.model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
+        state = ck["ema"] if ck.get("ema") is not None else ck["model"]
+        colour = ck["config"].get("color", "gray")
+        if colour != self.cfg.color:
+            if colour != "gray":
+                raise ValueError(f"init {path}: a {colour} model cannot start a {self.cfg.color} one")
+            state = gray_to_rgb(state, self.model.state_dict())
+        self.model.load_state_dict(state)
 
     def _load_teachers(self) -> list[nn.Module]:
         """The distillation teachers (run folders or exported .onnx files) in eval mode, refused
