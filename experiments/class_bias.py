@@ -17,7 +17,8 @@ same people it was fitted on). Scores per rule: held-out balanced accuracy per s
 web_faces neutral faces read as a negative expression. Then, once, each rule fitted on the whole
 validation parts is scored on the test parts (reported, never used to choose).
 
-Usage: python experiments/class_bias.py --run ../runs/NAME [--out experiments/results/class-bias]
+Usage: python experiments/class_bias.py --run ../runs/NAME [NAME ...] [--out experiments/results/class-bias]
+(several runs: their logit ensemble, the mean of their logits)
 """
 
 from __future__ import annotations
@@ -98,25 +99,40 @@ def person_ids(ids: np.ndarray, named: bool) -> np.ndarray:
     return np.array([re.match(r"^(.*?)_?[0-9]*$", os.path.splitext(os.path.basename(str(i)))[0]).group(1) for i in ids])
 
 
+def run_parts(run: str) -> tuple[dict, list[str], list[str]]:
+    """A run's logits on the validation and test parts of its sources, with labels, source index
+    and person of each image; the sources' names; the classes."""
+    model, cfg, classes = load_run_model(run, True)
+    sources = run_sources(asdict(TrainConfig.from_dict(cfg)))
+    parts = {}
+    for split in ("val", "test"):
+        split_parts = [s.data.split(split) for s in sources]
+        parts[split] = (
+            np.concatenate([predict_logits(model, p.images, channels_last=False, bf16=False) for p in split_parts]),
+            np.concatenate([p.labels for p in split_parts]),
+            np.concatenate([np.full(len(p), i) for i, p in enumerate(split_parts)]),
+            np.concatenate([person_ids(p.ids, i > 0) for i, p in enumerate(split_parts)]))
+    return parts, [s.name for s in sources], classes
+
+
+def ensemble_parts(runs: list[str]) -> tuple[dict, list[str], list[str]]:
+    """`run_parts` of one run, or of several scored on the same images: the mean of their logits."""
+    each = [run_parts(r) for r in runs]
+    parts, names, classes = each[0]
+    for other, other_names, other_classes in each[1:]:
+        if other_names != names or other_classes != classes or any(
+                not np.array_equal(other[s][k], parts[s][k]) for s in parts for k in (1, 3)):
+            raise SystemExit("the runs do not score the same images with the same classes")
+    return {s: (np.mean([e[0][s][0] for e in each], axis=0), *parts[s][1:]) for s in parts}, names, classes
+
+
 def main(args) -> dict:
     from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold
-    model, cfg, classes = load_run_model(args.run, True)
-    cfg = asdict(TrainConfig.from_dict(cfg))
-    sources = run_sources(cfg)
-    names = [s.name for s in sources]
+    parts, names, classes = ensemble_parts(args.run)
     neutral, negative = classes.index("neutral"), [i for i, c in enumerate(classes) if VALENCE.get(c, 0.0) < 0]
-
-    def part(split):
-        parts = [s.data.split(split) for s in sources]
-        z = np.concatenate([predict_logits(model, p.images, channels_last=False, bf16=False) for p in parts])
-        y = np.concatenate([p.labels for p in parts])
-        g = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
-        people = np.concatenate([person_ids(p.ids, i > 0) for i, p in enumerate(parts)])
-        return z, y, g, people
-
-    z, y, g, people = part("val")
+    z, y, g, people = parts["val"]
     t = fit_temperature(z, y)
-    result = {"run": args.run, "temperature": t, "sources": names}
+    result = {"run": args.run if len(args.run) > 1 else args.run[0], "temperature": t, "sources": names}
     by_photo = RepeatedStratifiedKFold(n_splits=5, n_repeats=args.repeats, random_state=0).split(z, g * 100 + y)
     by_person = [f for r in range(args.repeats)
                  for f in StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=r).split(z, g * 100 + y, people)]
@@ -128,7 +144,7 @@ def main(args) -> dict:
                 cv[r].append(scores(z[held_i], y[held_i], g[held_i], names, t, b, neutral, negative))
         result[name] = {r: {k: round(float(np.nanmean([s[k] for s in cv[r]])), 4) for k in cv[r][0]} for r in RULES}
     result["test"] = {}
-    zt, yt, gt, _ = part("test")
+    zt, yt, gt, _ = parts["test"]
     for r in RULES:
         b = offsets(r, z, y, g, t)
         result["test"][r] = {"offsets": [round(float(v), 2) for v in b],
@@ -142,7 +158,7 @@ def main(args) -> dict:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, nargs="+", help="a run folder, or several: the mean of their logits")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default="experiments/results/class-bias")
     main(p.parse_args())

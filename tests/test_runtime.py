@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, shared_path
 from emoscope.analyze import Analyzer, Tracker
 from emoscope.analyze.tracking import MIN_TRACK_FRAMES
 from emoscope.analyze.video import VideoReader
@@ -20,7 +20,6 @@ from emoscope.runtime import ModelNotFoundError, embedded_model, yunet_model
 
 @pytest.fixture(scope="module")
 def analyzer(request):
-    from conftest import shared_path
     return Analyzer(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1)
 
 
@@ -65,9 +64,11 @@ def test_yunet_on_onnxruntime_matches_opencv(yunet, samples, name, scale):
     np.testing.assert_allclose(ours, expected, atol=0.01)
 
 
-def test_a_small_face_crop_is_tried_again_scaled_up(yunet, samples):
-    """A 32 px thumbnail of a face YuNet misses at its own size is found at DETECT_MIN_SIDE, and the
-    box comes back in the thumbnail's pixels."""
+def test_an_image_with_no_face_found_is_tried_again_at_the_retry_side(yunet, samples):
+    """A 32 px thumbnail of a face YuNet misses at its own size, and a FER2013 face scaled up to
+    fill a 600 px frame, which it misses as well, are both found at RETRY_SIDE; the boxes come back
+    in the image's own pixels."""
+    import zipfile
     from emoscope.runtime import YuNetDetector
     img = cv2.imread(os.path.join(samples, "facerec_obama.jpg"))
     det = YuNetDetector(yunet)
@@ -79,6 +80,14 @@ def test_a_small_face_crop_is_tried_again_scaled_up(yunet, samples):
     assert len(faces) == 1
     bx, by, bw, bh = faces[0].box
     assert 8 < bx + bw / 2 < 24 and 8 < by + bh / 2 < 24 and 10 < bw < 32
+    with zipfile.ZipFile(shared_path("datasets", "fer2013.zip")) as z:
+        face = cv2.imdecode(np.frombuffer(z.read("fer2013/test/happy/PublicTest_45911168.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    frame = cv2.resize(face, (600, 600), interpolation=cv2.INTER_CUBIC)
+    assert len(det._raw(frame)) == 0
+    faces = det.detect(frame)
+    assert len(faces) == 1
+    bx, by, bw, bh = faces[0].box
+    assert 200 < bx + bw / 2 < 400 and 200 < by + bh / 2 < 400 and bw > 400
 
 
 def test_one_and_two_faces(analyzer, samples):

@@ -19,7 +19,7 @@ from ..labels import CONTEMPT, EXPRESSIONS, canonical_label
 from ..runtime.assets import cache_dir
 from .readers import DatasetError, FileTree, RawSample, Skipped, iter_samples
 
-CACHE_VERSION = 3  # 3: small photos with no face found are tried again scaled up (runtime.detector)
+CACHE_VERSION = 4  # 4: any image with no face found is tried again at the retry side (runtime.detector)
 SPLITS = ("train", "val", "test")
 
 

@@ -16,9 +16,10 @@ from .session import cpu_session
 
 
 DETECT_MAX_SIDE = 640  # frames are scaled so their longer side is at most this before detection
-# Small images (thumbnails, face crops) where no face is found are tried again scaled up so their
-# longer side is this: of 300 FER2013 48 px crops YuNet finds 236 as they are, 293 at 224 px.
-DETECT_MIN_SIDE = 224
+# An image in which no face is found is tried once more scaled so its longer side is this. A face
+# in a thumbnail is too small for YuNet, a face that fills the frame too large: of 300 FER2013
+# 48 px crops YuNet finds 236 as they are, 293 at 224 px; of 200 scaled to 600 px, 166 as they are.
+RETRY_SIDE = 224
 
 
 def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
@@ -49,8 +50,8 @@ class YuNetDetector(FaceDetector):
     """YuNet (the 2023 anchor-free ONNX model of the OpenCV Zoo) run by onnxruntime, with the
     decoding and non-maximum suppression of OpenCV's FaceDetectorYN: 1.75x faster than
     FaceDetectorYN on one thread (9.6 against 14.4 ms at 640x480), the same boxes. Large frames
-    are scaled so the longer side is at most `max_side` before detection; a small image (a thumbnail,
-    a face crop) with no face found is tried again at DETECT_MIN_SIDE. Boxes come back in original
+    are scaled so the longer side is at most `max_side` before detection; an image with no face
+    found is tried again with its longer side at RETRY_SIDE (a thumbnail, a face that fills the frame). Boxes come back in original
     pixels, clipped to the image. `threads`: onnxruntime intra-op threads (0: its
     default)."""
 
@@ -108,8 +109,8 @@ class YuNetDetector(FaceDetector):
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         faces = self._raw(self._resized(image, scale))
-        if len(faces) == 0 and max(h, w) < DETECT_MIN_SIDE:
-            scale = DETECT_MIN_SIDE / max(h, w)
+        if len(faces) == 0 and round(max(h, w) * scale) != RETRY_SIDE:
+            scale = RETRY_SIDE / max(h, w)
             faces = self._raw(self._resized(image, scale))
         out = []
         for f in faces[np.argsort(-faces[:, 14], kind="stable")]:

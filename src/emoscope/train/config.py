@@ -68,7 +68,7 @@ class TrainConfig:
     ema: float = opt(0.999, "EMA decay of the weights (0 disables)")
     freeze_epochs: int = opt(0, "train only the model's head for N epochs, then everything (-1: keep frozen)")
     augment: AugmentConfig = opt(help="batched augmentation", cli=False, factory=AugmentConfig)
-    init: str = opt("", "warm start from this run folder (its best.pt, EMA) or .pt of the same model and classes")
+    init: str = opt("", "warm start from this run folder (its best.pt, EMA) or .pt of the same model and classes (a gray run may start a colour one)")
     teacher: list[str] = opt(help="distil this run folder's or exported .onnx file's predictions; repeat for an "
                              "ensemble", factory=list)
     distill: float = opt(0.7, "weight of the teachers' probabilities in the training target (0..1)")
