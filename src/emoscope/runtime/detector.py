@@ -51,9 +51,9 @@ class YuNetDetector(FaceDetector):
     decoding and non-maximum suppression of OpenCV's FaceDetectorYN: 1.75x faster than
     FaceDetectorYN on one thread (9.6 against 14.4 ms at 640x480), the same boxes. Large frames
     are scaled so the longer side is at most `max_side` before detection; an image with no face
-    found is tried again with its longer side at RETRY_SIDE (a thumbnail, a face that fills the frame). Boxes come back in original
-    pixels, clipped to the image. `threads`: onnxruntime intra-op threads (0: its
-    default)."""
+    found is tried again with its longer side at RETRY_SIDE (a thumbnail, a face that fills the
+    frame). Boxes come back in original pixels, clipped to the image. `threads`: onnxruntime
+    intra-op threads (0: its default)."""
 
     name = "yunet"
     STRIDES = (8, 16, 32)
