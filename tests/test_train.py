@@ -214,10 +214,11 @@ def test_warm_start_on_train_plus_val_with_a_fraction(tiny_data, tmp_path):
 
 def test_a_gray_run_starts_a_colour_run_as_the_same_function_of_luma(tiny_data, tmp_path):
     """Warm start across colour: the colour network begins by giving on an RGB image exactly what
-    the gray network gives on its luma; a colour run cannot start a gray one."""
+    the gray network gives on its luma; a colour run cannot start a gray one; the two average into
+    a colour network."""
     import torch
     from emoscope.models.checkpoint import load_run_model, normalize
-    from emoscope.train.trainer import LUMA, Trainer
+    from emoscope.train.trainer import LUMA, Trainer, gray_to_rgb
     gray = TrainConfig(data=tiny_data, out=str(tmp_path / "gray"), model="resnet_fer_s", epochs=1, batch_size=32,
                        threads=2, ema=0.0)
     Trainer(gray, progress=False).fit()
@@ -234,6 +235,16 @@ def test_a_gray_run_starts_a_colour_run_as_the_same_function_of_luma(tiny_data, 
     with pytest.raises(ValueError, match="a rgb model cannot start a gray one"):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "back"), model="resnet_fer_s", init=str(tmp_path / "rgb")),
                 progress=False)
+    # the two average into one colour network: the gray one spread by luma, then the mean
+    r = run_cli("average", gray.out, str(tmp_path / "rgb"), "--out", str(tmp_path / "mean"))
+    assert r.returncode == 0, r.stderr
+    (mean, cfg, _), (after, _, _) = (load_run_model(str(tmp_path / n)) for n in ("mean", "rgb"))
+    assert cfg["color"] == "rgb"
+    sc = after.float().state_dict()
+    sg = gray_to_rgb(before.float().state_dict(), sc)
+    for name, value in mean.float().state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (sg[name] + sc[name]) / 2, atol=1e-6), name
 
 
 def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):

@@ -2,7 +2,8 @@
 soup", Wortsman et al. 2022). Fine-tunes of one network stay in one basin of the loss, so their mean
 is a network of the same size and speed that usually generalises better than each of them; runs
 from different starts average to nonsense, which the export's validation numbers would show.
-The result is a run folder with a best.pt (the EMA weights where the runs have them) that
+Gray runs average with colour runs started from them: each gray network is first spread over R, G
+and B by luma (`gray_to_rgb`), so the mean reads colour. The result is a run folder with a best.pt (the EMA weights where the runs have them) that
 `emoscope export`, `evaluate` and `init` read like any other."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 import torch
 
 from ..models.checkpoint import run_checkpoint
+from .trainer import gray_to_rgb
 
-MUST_MATCH = ("model", "model_kwargs", "img_size", "color")
+MUST_MATCH = ("model", "model_kwargs", "img_size")
 
 
 def average_runs(runs: list[str], out: str) -> str:
@@ -31,7 +33,14 @@ def average_runs(runs: list[str], out: str) -> str:
             if ck["config"].get(key) != first["config"].get(key):
                 raise ValueError(f"{run}: its {key} ({ck['config'].get(key)}) differs from that of {runs[0]} "
                                  f"({first['config'].get(key)})")
+    colours = [ck["config"].get("color", "gray") for ck in cks]
+    if len(set(colours)) > 1 and set(colours) != {"gray", "rgb"}:
+        raise ValueError(f"runs over {' and '.join(sorted(set(colours)))} input cannot be averaged")
     states = [ck["ema"] if ck.get("ema") is not None else ck["model"] for ck in cks]
+    if len(set(colours)) > 1:
+        target = states[colours.index("rgb")]
+        states = [gray_to_rgb(s, target) if c == "gray" else s for s, c in zip(states, colours)]
+        first = cks[colours.index("rgb")]
     mean = {}
     for name, ref in states[0].items():
         if ref.is_floating_point():
