@@ -218,7 +218,8 @@ def test_a_gray_run_starts_a_colour_run_as_the_same_function_of_luma(tiny_data, 
     a colour network."""
     import torch
     from emoscope.models.checkpoint import load_run_model, normalize
-    from emoscope.train.trainer import LUMA, Trainer, gray_to_rgb
+    from emoscope.models.checkpoint import LUMA, gray_to_rgb
+    from emoscope.train.trainer import Trainer
     gray = TrainConfig(data=tiny_data, out=str(tmp_path / "gray"), model="resnet_fer_s", epochs=1, batch_size=32,
                        threads=2, ema=0.0)
     Trainer(gray, progress=False).fit()
@@ -393,7 +394,8 @@ def test_eye_band_darkens_the_eye_rows_only():
 
 def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path):
     """`emoscope average`: two fine-tunes of one run become one run folder whose weights are their
-    mean, which export reads like any run; a run of another model is refused in plain words."""
+    mean, which export reads like any run; a run of another model is refused in plain words.
+    `emoscope ensemble`: runs of different models become one whose logits are the mean of theirs."""
     import torch
     from emoscope.models.checkpoint import load_run_model
     from emoscope.train.trainer import Trainer
@@ -418,3 +420,24 @@ def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path
                         threads=2), progress=False).fit()
     r = run_cli("average", str(tmp_path / "a"), str(tmp_path / "other"), "--out", str(tmp_path / "bad"))
     assert r.returncode != 0 and "its model (cnn_medium) differs" in r.stderr and "Traceback" not in r.stderr
+    # an ensemble keeps any runs whole: its logits are the mean of theirs, in torch and in the ONNX file
+    r = run_cli("ensemble", str(tmp_path / "a"), str(tmp_path / "other"), "--out", str(tmp_path / "ens"))
+    assert r.returncode == 0, r.stderr
+    x = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    (ens, _, _), (other, _, _) = (load_run_model(str(tmp_path / n)) for n in ("ens", "other"))
+    with torch.no_grad():
+        want = (a(x) + other(x)) / 2
+        assert torch.allclose(ens(x), want, atol=1e-5)
+    r = run_cli("export", str(tmp_path / "ens"), "--out", str(tmp_path / "ens.onnx"), "--no-class-bias")
+    assert r.returncode == 0, r.stderr
+    import onnxruntime as ort
+    from emoscope.runtime.classifier import read_metadata
+    sess = ort.InferenceSession(str(tmp_path / "ens.onnx"), providers=["CPUExecutionProvider"])
+    assert np.allclose(sess.run(None, {"input": x.numpy()})[0], want.numpy(), atol=1e-4)
+    assert read_metadata(sess, str(tmp_path / "ens.onnx")).extra["architecture"] == "cnn_small + cnn_medium"
+    for verb, runs, says in (("ensemble", ["ens", "a"], "is an ensemble already"), ("average", ["a"], "at least 2 runs")):
+        r = run_cli(verb, *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / "bad"))
+        assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with pytest.raises(ValueError, match="an ensemble of several networks cannot start one"):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "next"), model="cnn_small", init=str(tmp_path / "ens")),
+                progress=False)

@@ -1,6 +1,7 @@
 """Export a trained run to a self-describing ONNX file: logits [N, classes] with metadata that
 lets anyone preprocess correctly without our code (classes, input size, colour, mean/std, face crop,
-temperature, valence thresholds; `emoscope.contract`)."""
+temperature, valence thresholds; `emoscope.contract`). An ensemble (`emoscope ensemble`) is one graph
+whose output is the mean of its members' logits."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..data.dataset import HOLDOUT_KEYS, run_sources
 from ..evaluate.calibration import fit_class_bias, fit_temperature, fit_valence
 from ..metrics import softmax
 from ..train.config import TrainConfig
-from ..models.checkpoint import load_run_model, predict_logits
+from ..models.checkpoint import LogitMean, load_run_model, predict_logits
 
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
@@ -58,7 +59,8 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"], opset_version=opset,
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     proto = onnx.load(out)
-    extra = {"architecture": cfg["model"], "producer": "emoscope", "holdout": {k: cfg[k] for k in HOLDOUT_KEYS},
+    architecture = " + ".join(model.names) if isinstance(model, LogitMean) else cfg["model"]
+    extra = {"architecture": architecture, "producer": "emoscope", "holdout": {k: cfg[k] for k in HOLDOUT_KEYS},
              "training_data": [cfg["data"]] + [s["data"] for s in cfg["sources"]]}
     if valence:
         extra["valence"] = valence

@@ -50,18 +50,58 @@ def predict_logits(model: nn.Module, images_u8: np.ndarray, batch: int = 512, ch
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, OpenCV's RGB -> gray
+
+
+def gray_to_rgb(state: dict, target: dict) -> dict:
+    """A gray network's weights for the same network over RGB input: each weight that reads one
+    input channel where the colour network reads three (the stem) is spread over R, G and B by the
+    luma coefficients. Convolution is linear and the normalisation is the same for every channel,
+    so the colour network gives on an RGB image what the gray one gives on its luma."""
+    luma = torch.tensor(LUMA)
+    out = dict(state)
+    for key, w in state.items():
+        t = target.get(key)
+        if t is not None and w.ndim == 4 and w.shape[1] == 1 and t.shape[1] == 3 and w.shape[0] == t.shape[0]:
+            out[key] = w * luma.to(w.dtype).view(1, 3, 1, 1)
+    return out
+
+
 def run_checkpoint(run: str) -> str:
     """A run folder's best.pt, or the checkpoint file given."""
     return os.path.join(run, "best.pt") if os.path.isdir(run) else run
 
 
+class LogitMean(nn.Module):
+    """Several networks over one input as one: the mean of their logits (an ensemble)."""
+
+    def __init__(self, members: list[nn.Module], names: list[str]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.names = names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def build_model(cfg: dict, classes: list[str], state: dict, color: str | None = None) -> nn.Module:
+    """A network of `cfg` with the weights `state`; a gray one asked for colour reads luma (`gray_to_rgb`)."""
+    color = color or cfg["color"]
+    model = create_model(cfg["model"], len(classes), 1 if color == "gray" else 3, **cfg.get("model_kwargs", {}))
+    if color != cfg["color"]:
+        state = gray_to_rgb(state, model.state_dict())
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
-    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU."""
+    """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU; for an
+    ensemble (`emoscope ensemble`), a `LogitMean` of its members."""
     path = run_checkpoint(run)
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    in_chans = 1 if cfg["color"] == "gray" else 3
-    model = create_model(cfg["model"], len(ck["classes"]), in_chans, **cfg.get("model_kwargs", {}))
+    cfg, classes = ck["config"], ck["classes"]
+    if ck.get("ensemble"):
+        members = [build_model(m["config"], classes, m["state"], cfg["color"]) for m in ck["ensemble"]]
+        return LogitMean(members, [m["config"]["model"] for m in ck["ensemble"]]).eval(), cfg, classes
     state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
-    model.load_state_dict(state)
-    return model.eval(), cfg, ck["classes"]
+    return build_model(cfg, classes, state), cfg, classes

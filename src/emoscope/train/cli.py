@@ -55,17 +55,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_average_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", help="run folders (their best.pt) or checkpoint files, all fine-tuned "
-                                           "from one starting point")
-    p.add_argument("--out", required=True, help="run folder for the averaged best.pt")
+def add_combine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run folders (their best.pt) or checkpoint files")
+    p.add_argument("--out", required=True, help="run folder for the combined best.pt")
+
+
+def _combine(verb: str, args: argparse.Namespace) -> int:
+    from . import combine
+    try:
+        path = getattr(combine, f"{verb}_runs")(args.runs, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"emoscope {verb}: {exc}")
+    print(f"{verb}d {len(args.runs)} runs into {path}")
+    return 0
 
 
 def run_average(args: argparse.Namespace) -> int:
-    from .average import average_runs
-    try:
-        path = average_runs(args.runs, args.out)
-    except (ValueError, FileNotFoundError) as exc:
-        raise SystemExit(f"emoscope average: {exc}")
-    print(f"averaged {len(args.runs)} runs into {path}")
-    return 0
+    return _combine("average", args)
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    return _combine("ensemble", args)

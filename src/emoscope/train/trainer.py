@@ -23,7 +23,7 @@ from .. import metrics
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
 from ..models import count_flops, count_params, create_model
-from ..models.checkpoint import flip_averaged_logits, normalize, predict_logits, run_checkpoint, to_input
+from ..models.checkpoint import flip_averaged_logits, gray_to_rgb, normalize, predict_logits, run_checkpoint, to_input
 from .augment import augment, mix
 from .config import TrainConfig
 from .teachers import load_teacher
@@ -38,23 +38,6 @@ def atomic_save(obj, path: str) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, OpenCV's RGB -> gray
-
-
-def gray_to_rgb(state: dict, target: dict) -> dict:
-    """A gray network's weights for the same network over RGB input: each weight that reads one
-    input channel where the colour network reads three (the stem) is spread over R, G and B by the
-    luma coefficients. Convolution is linear and the normalisation is the same for every channel,
-    so the colour network gives on an RGB image what the gray one gives on its luma."""
-    luma = torch.tensor(LUMA)
-    out = dict(state)
-    for key, w in state.items():
-        t = target.get(key)
-        if t is not None and w.ndim == 4 and w.shape[1] == 1 and t.shape[1] == 3 and w.shape[0] == t.shape[0]:
-            out[key] = w * luma.to(w.dtype).view(1, 3, 1, 1)
-    return out
 
 
 class EMA:
@@ -152,6 +135,8 @@ class Trainer:
         if ck["config"]["model"] != self.cfg.model or ck["classes"] != self.classes:
             raise ValueError(f"init {path}: a {ck['config']['model']} over {ck['classes']}, "
                              f"not a {self.cfg.model} over {self.classes}")
+        if ck.get("ensemble"):
+            raise ValueError(f"init {path}: an ensemble of several networks cannot start one; start from one of its runs")
         state = ck["ema"] if ck.get("ema") is not None else ck["model"]
         colour = ck["config"].get("color", "gray")
         if colour != self.cfg.color:
