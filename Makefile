@@ -39,25 +39,36 @@ test-fast: setup
 
 # The shipped expression model's recipe, one command from scratch (configs/shipped/, run folders
 # in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once it
-# has finished: resnet_fer_ms trained on FER2013 relabelled by the FER+ votes (soft targets) and on
-# the web_faces photos cut out by the detector, checkpoints chosen on balanced accuracy over both
-# validation parts (expression-ferplus.json); then two gentler one-cycle passes over the same data
-# starting from it, the second with a dark band over the eyes of a fifth of the faces (sunglasses;
+# has finished. Two first stages, resnet_fer_ms trained for 40 and for 80 epochs on FER2013
+# relabelled by the FER+ votes (soft targets) and on the web_faces photos cut out by the detector,
+# checkpoints chosen on balanced accuracy over both validation parts (expression-ferplus.json,
+# expression-ferplus-long.json). From each, two gentler one-cycle passes over the same data, the
+# second with a dark band over the eyes of a fifth of the faces (sunglasses;
 # expression-ferplus-refine.json, expression-ferplus-refine-eyes.json), and the mean of their
-# weights (`emoscope average`). The export fits the temperature, per-class offsets and valence
-# thresholds on validation photos; its files go to src/emoscope/assets/.
+# weights (`emoscope average`). The two means are kept whole and their logits averaged
+# (`emoscope ensemble`). The export fits the temperature, per-class offsets and valence thresholds
+# on validation photos; its files go to src/emoscope/assets/.
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
 
-$(RUNS)/expression-ferplus/summary.json: | setup
-	$(EMOSCOPE) train --config configs/shipped/expression-ferplus.json --resume
+$(RUNS)/%/summary.json: | setup
+	$(EMOSCOPE) train --config configs/shipped/$*.json --out $(RUNS)/$* --resume
 
-train-default: $(RUNS)/expression-ferplus/summary.json
-	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine.json --resume
-	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine-eyes.json --resume
-	$(EMOSCOPE) average $(RUNS)/expression-ferplus-refine $(RUNS)/expression-ferplus-refine-eyes \
-		--out $(RUNS)/expression-ferplus-mean
-	$(EMOSCOPE) export $(RUNS)/expression-ferplus-mean --out src/emoscope/assets/expression.onnx \
+# $(1): a first stage's run name; its two second stages and their mean, $(1)-mean
+define second_stages
+	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine.json --init $(RUNS)/$(1)/last.pt \
+		--out $(RUNS)/$(1)-refine --resume
+	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine-eyes.json --init $(RUNS)/$(1)/last.pt \
+		--out $(RUNS)/$(1)-refine-eyes --resume
+	$(EMOSCOPE) average $(RUNS)/$(1)-refine $(RUNS)/$(1)-refine-eyes --out $(RUNS)/$(1)-mean
+endef
+
+train-default: $(RUNS)/expression-ferplus/summary.json $(RUNS)/expression-ferplus-long/summary.json
+	$(call second_stages,expression-ferplus)
+	$(call second_stages,expression-ferplus-long)
+	$(EMOSCOPE) ensemble $(RUNS)/expression-ferplus-mean $(RUNS)/expression-ferplus-long-mean \
+		--out $(RUNS)/expression-ferplus-ensemble
+	$(EMOSCOPE) export $(RUNS)/expression-ferplus-ensemble --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
 
 train-gender: setup

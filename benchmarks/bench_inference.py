@@ -39,7 +39,14 @@ LANDMARKER = os.environ.get("EMOSCOPE_LANDMARKER_MODEL") or os.path.join(SHARED,
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory. On Linux from /proc (VmHWM, the peak of this program's
+    own memory): getrusage's ru_maxrss survives exec, so a child started by this benchmark would
+    report the parent's peak (the classifier's batches of 256) whenever that is higher."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 24) -> float:
