@@ -19,7 +19,6 @@ Usage: python benchmarks/bench_inference.py [--threads 2] [--model NAME|PATH] [-
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,22 +30,12 @@ import numpy as np
 from emoscope.analyze import Analyzer
 from emoscope.analyze.analyzer import DETECT_EVERY
 from emoscope.analyze.tracking import iou
+from emoscope.memory import peak_rss_mb
 from emoscope.runtime import ExpressionClassifier
 
 SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 YUNET = os.environ.get("EMOSCOPE_YUNET_MODEL") or os.path.join(SHARED, "models", "face_detection_yunet.onnx")
 LANDMARKER = os.environ.get("EMOSCOPE_LANDMARKER_MODEL") or os.path.join(SHARED, "models", "face_landmarker.task")
-
-
-def rss_mb() -> float:
-    """This process's peak resident memory. On Linux from /proc (VmHWM, the peak of this program's
-    own memory): getrusage's ru_maxrss survives exec, so a child started by this benchmark would
-    report the parent's peak (the classifier's batches of 256) whenever that is higher."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 24) -> float:
@@ -118,7 +107,7 @@ def child(args) -> None:
         boxes.append(list(max(fs, key=lambda f: f.box[2] * f.box[3]).box) if fs else None)
     fps = frames / (time.perf_counter() - t)
     print(json.dumps({"fps": fps, "found": found, "frames": frames, "faces_per_frame": faces / max(frames, 1),
-                      "boxes": boxes, "rss": rss_mb(), "torch": "torch" in sys.modules}))
+                      "boxes": boxes, "rss": peak_rss_mb(), "torch": "torch" in sys.modules}))
 
 
 def run_child(video: str, args, side: int, every: int, mesh: bool = False) -> dict:

@@ -500,3 +500,17 @@ def test_campaign_with_a_stimulus_offsets_and_groups(tmp_path, capsys):
     assert "id='stimulus'" in text and (out / "stimulus.mp4").exists() and "data-seek" in text
     assert "missing-viewer" in text and (out / "report.pdf").stat().st_size > 10_000
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_child_process_reports_its_own_peak_memory_not_its_parents():
+    """`peak_rss_mb` (workers' `worker_rss_mb`, the benchmarks' pipeline RSS): a process started
+    by a parent that holds 400 MB reports its own peak, not the parent's."""
+    import subprocess
+    import sys
+    from emoscope.memory import peak_rss_mb
+    held = np.ones(100_000_000, np.float32)  # 400 MB, touched
+    parent = peak_rss_mb()
+    child = float(subprocess.run([sys.executable, "-c", "from emoscope.memory import peak_rss_mb; print(peak_rss_mb())"],
+                                 capture_output=True, text=True, check=True).stdout)
+    assert parent > 400 and 5 < child < parent - 300, (parent, child)
+    del held

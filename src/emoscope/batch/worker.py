@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import resource
 import socket
 import time
 import warnings
@@ -19,6 +18,7 @@ from ..analyze.analyzer import Analyzer, to_bgr
 from ..analyze.inputs import is_video
 from ..analyze.timeline import Timeline
 from ..analyze.video import VideoReader
+from ..memory import peak_rss_mb
 
 # One row per source; face_rows and person_rows are JSON lists, decoded by the writer.
 RESULT_COLUMNS = ["source", "kind", "status", "reason", "faces", "frames", "duration_s", "seconds", "worker",
@@ -83,7 +83,7 @@ class SourceWorker:
             status, reason = "failed", failure_reason(exc)
         return {"source": source, "kind": kind, "status": status, "reason": reason, "faces": len(faces),
                 "frames": frames, "duration_s": duration, "seconds": round(time.perf_counter() - t0, 4),
-                "worker": self.worker, "worker_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker": self.worker, "worker_rss_mb": peak_rss_mb(),
                 "face_rows": json.dumps(faces, default=plain), "person_rows": json.dumps(persons, default=plain)}
 
     def _image(self, source: str):
