@@ -435,7 +435,8 @@ def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path
     sess = ort.InferenceSession(str(tmp_path / "ens.onnx"), providers=["CPUExecutionProvider"])
     assert np.allclose(sess.run(None, {"input": x.numpy()})[0], want.numpy(), atol=1e-4)
     assert read_metadata(sess, str(tmp_path / "ens.onnx")).extra["architecture"] == "cnn_small + cnn_medium"
-    for verb, runs, says in (("ensemble", ["ens", "a"], "is an ensemble already"), ("average", ["a"], "at least 2 runs")):
+    for verb, runs, says in (("ensemble", ["ens", "a"], "is an ensemble already"), ("average", ["a"], "at least 2 runs"),
+                             ("ensemble", ["a", "missing"], "not a run folder with a best.pt")):
         r = run_cli(verb, *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / "bad"))
         assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
     with pytest.raises(ValueError, match="an ensemble of several networks cannot start one"):
