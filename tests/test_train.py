@@ -442,3 +442,20 @@ def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path
     with pytest.raises(ValueError, match="an ensemble of several networks cannot start one"):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "next"), model="cnn_small", init=str(tmp_path / "ens")),
                 progress=False)
+
+
+def test_a_missing_run_is_named_in_plain_words(tiny_data, tmp_path):
+    """export, evaluate, ensemble and a warm start given a run that does not exist say so, and
+    training on an empty folder says that, all without a traceback."""
+    missing = str(tmp_path / "no-such-run")
+    (tmp_path / "empty").mkdir()
+    cases = [(["export", missing, "--out", str(tmp_path / "m.onnx")], "not a run folder with a best.pt"),
+             (["evaluate", "--model", missing], "not a run folder with a best.pt"),
+             (["ensemble", missing, missing, "--out", str(tmp_path / "e")], "not a run folder with a best.pt"),
+             (["train", "--data", tiny_data, "--init", missing, "--out", str(tmp_path / "t"), "--epochs", "1"],
+              "not a run folder with a best.pt"),
+             (["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "u"), "--epochs", "1"], "empty")]
+    for args, says in cases:
+        r = run_cli(*args)
+        assert r.returncode != 0 and says in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Errno" not in r.stderr, r.stderr

@@ -68,8 +68,13 @@ def gray_to_rgb(state: dict, target: dict) -> dict:
 
 
 def run_checkpoint(run: str) -> str:
-    """A run folder's best.pt, or the checkpoint file given."""
-    return os.path.join(run, "best.pt") if os.path.isdir(run) else run
+    """A run folder's best.pt, or the checkpoint file given; refused in plain words when neither
+    exists."""
+    from ..runtime.assets import ModelNotFoundError
+    path = os.path.join(run, "best.pt") if os.path.isdir(run) else run
+    if not os.path.isfile(path):
+        raise ModelNotFoundError(f"{run}: not a run folder with a best.pt, nor a checkpoint file")
+    return path
 
 
 class LogitMean(nn.Module):

@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     maybe_init_distributed()
-    cfg = resolve(args)
-    Trainer(cfg).fit(resume=args.resume)
+    try:  # the recipe, its data, its warm start and teachers are checked here, in plain words
+        trainer = Trainer(resolve(args))
+    except ValueError as exc:
+        raise SystemExit(f"emoscope train: {exc}")
+    trainer.fit(resume=args.resume)
     return 0
 
 

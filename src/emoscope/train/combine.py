@@ -30,9 +30,6 @@ def _load(runs: list[str], must_match: tuple[str, ...], least: int, what: str) -
     colour of the result (rgb when any is)."""
     if len(runs) < least:
         raise ValueError(f"give at least {least} runs to {what}")
-    for run in runs:
-        if not os.path.isfile(run_checkpoint(run)):
-            raise ValueError(f"{run}: not a run folder with a best.pt, nor a checkpoint file")
     cks = [torch.load(run_checkpoint(r), map_location="cpu", weights_only=False) for r in runs]
     for run, ck in zip(runs, cks):
         if ck.get("ensemble"):
