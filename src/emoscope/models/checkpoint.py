@@ -77,6 +77,11 @@ def run_checkpoint(run: str) -> str:
     return path
 
 
+def checkpoint_state(ck: dict, use_ema: bool = True) -> dict:
+    """A checkpoint's weights: its EMA where it has one (and `use_ema`), else the raw ones."""
+    return ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
+
+
 class LogitMean(nn.Module):
     """Several networks over one input as one: the mean of their logits (an ensemble)."""
 
@@ -108,5 +113,4 @@ def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, lis
     if ck.get("ensemble"):
         members = [build_model(m["config"], classes, m["state"], cfg["color"]) for m in ck["ensemble"]]
         return LogitMean(members, [m["config"]["model"] for m in ck["ensemble"]]).eval(), cfg, classes
-    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
-    return build_model(cfg, classes, state), cfg, classes
+    return build_model(cfg, classes, checkpoint_state(ck, use_ema)), cfg, classes

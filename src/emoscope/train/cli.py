@@ -63,10 +63,9 @@ def add_combine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder for the combined best.pt")
 
 
-def _combine(verb: str, args: argparse.Namespace) -> int:
-    from . import combine
+def _combine(verb: str, runs_into, args: argparse.Namespace) -> int:
     try:
-        path = getattr(combine, f"{verb}_runs")(args.runs, args.out)
+        path = runs_into(args.runs, args.out)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"emoscope {verb}: {exc}")
     print(f"{verb}d {len(args.runs)} runs into {path}")
@@ -74,8 +73,10 @@ def _combine(verb: str, args: argparse.Namespace) -> int:
 
 
 def run_average(args: argparse.Namespace) -> int:
-    return _combine("average", args)
+    from .combine import average_runs
+    return _combine("average", average_runs, args)
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
-    return _combine("ensemble", args)
+    from .combine import ensemble_runs
+    return _combine("ensemble", ensemble_runs, args)

@@ -19,17 +19,17 @@ import os
 
 import torch
 
-from ..models.checkpoint import gray_to_rgb, run_checkpoint
+from ..models.checkpoint import checkpoint_state, gray_to_rgb, run_checkpoint
 
 SOUP_MUST_MATCH = ("model", "model_kwargs", "img_size")
 ENSEMBLE_MUST_MATCH = ("img_size", "crop")
 
 
-def _load(runs: list[str], must_match: tuple[str, ...], least: int, what: str) -> tuple[list[dict], list[str], str]:
+def _load(runs: list[str], must_match: tuple[str, ...], what: str) -> tuple[list[dict], list[str], str]:
     """The runs' checkpoints, checked to agree on classes and `must_match`; their colours and the
     colour of the result (rgb when any is)."""
-    if len(runs) < least:
-        raise ValueError(f"give at least {least} runs to {what}")
+    if len(runs) < 2:
+        raise ValueError(f"give at least 2 runs to {what}")
     cks = [torch.load(run_checkpoint(r), map_location="cpu", weights_only=False) for r in runs]
     for run, ck in zip(runs, cks):
         if ck.get("ensemble"):
@@ -61,15 +61,11 @@ def _write(out: str, ck: dict, runs: list[str], key: str) -> str:
     return path
 
 
-def _state(ck: dict) -> dict:
-    return ck["ema"] if ck.get("ema") is not None else ck["model"]
-
-
 def average_runs(runs: list[str], out: str) -> str:
     """Write the mean of the runs' weights to `out`/best.pt (with a colour run's config, else the
     first's, and the list of runs); returns its path."""
-    cks, colours, colour = _load(runs, SOUP_MUST_MATCH, 2, "average")
-    states = [_state(ck) for ck in cks]
+    cks, colours, colour = _load(runs, SOUP_MUST_MATCH, "average")
+    states = [checkpoint_state(ck) for ck in cks]
     first = cks[colours.index(colour)]
     if len(set(colours)) > 1:
         target = states[colours.index("rgb")]
@@ -88,8 +84,8 @@ def ensemble_runs(runs: list[str], out: str) -> str:
     """Write the runs, whole, as one ensemble to `out`/best.pt: each member's config and weights; the
     ensemble's own config is a colour member's (else the first's), which sets the validation data
     that export fits the temperature and offsets on. Returns its path."""
-    cks, colours, colour = _load(runs, ENSEMBLE_MUST_MATCH, 2, "ensemble")
+    cks, colours, colour = _load(runs, ENSEMBLE_MUST_MATCH, "ensemble")
     first = cks[colours.index(colour)]
-    members = [{"config": ck["config"], "state": _state(ck)} for ck in cks]
+    members = [{"config": ck["config"], "state": checkpoint_state(ck)} for ck in cks]
     return _write(out, {"model": None, "ensemble": members, "config": dict(first["config"], out=out),
                         "classes": first["classes"]}, runs, "ensembled")

@@ -23,7 +23,8 @@ from .. import metrics
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
 from ..models import count_flops, count_params, create_model
-from ..models.checkpoint import flip_averaged_logits, gray_to_rgb, normalize, predict_logits, run_checkpoint, to_input
+from ..models.checkpoint import (checkpoint_state, flip_averaged_logits, gray_to_rgb, normalize, predict_logits,
+                                run_checkpoint, to_input)
 from .augment import augment, mix
 from .config import TrainConfig
 from .teachers import load_teacher
@@ -137,7 +138,7 @@ class Trainer:
                              f"not a {self.cfg.model} over {self.classes}")
         if ck.get("ensemble"):
             raise ValueError(f"init {path}: an ensemble of several networks cannot start one; start from one of its runs")
-        state = ck["ema"] if ck.get("ema") is not None else ck["model"]
+        state = checkpoint_state(ck)
         colour = ck["config"].get("color", "gray")
         if colour != self.cfg.color:
             if colour != "gray":
