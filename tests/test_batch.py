@@ -514,3 +514,16 @@ def test_a_child_process_reports_its_own_peak_memory_not_its_parents():
                                  capture_output=True, text=True, check=True).stdout)
     assert parent > 400 and 5 < child < parent - 300, (parent, child)
     del held
+
+
+@pytest.mark.parametrize("missing", ["detector", "landmarker"])
+def test_a_missing_model_is_said_once_in_plain_words_before_any_worker(few_photos, tmp_path, monkeypatch, capfd,
+                                                                         missing):
+    from emoscope.cli import main
+    variable = "EMOSCOPE_YUNET_MODEL" if missing == "detector" else "EMOSCOPE_LANDMARKER_MODEL"
+    monkeypatch.setenv(variable, str(tmp_path / "gone.onnx"))
+    args = [] if missing == "detector" else detector()
+    assert main(["batch", few_photos, "--out", str(tmp_path / "out"), "--workers", "1", "--mesh", *args]) == 2
+    err = capfd.readouterr().err
+    assert f"emoscope batch: {variable}=" in err and "does not exist" in err
+    assert "Traceback" not in err and "Error" not in err and "died" not in err

@@ -51,7 +51,14 @@ def check_settings(job: BatchJob) -> None:
 
 
 def open_store(job: BatchJob) -> BatchStore:
+    """The job's output, once the models it needs are found: a missing model is reported here, in
+    plain words, before any worker starts."""
+    from ..runtime.assets import LANDMARKER, yunet_model
     opts = job.analyzer_options
+    if opts.get("detector", "yunet") == "yunet":
+        yunet_model(opts.get("detector_model"))
+    if opts.get("mesh"):
+        LANDMARKER.find(opts.get("mesh_model"))
     classes = ExpressionClassifier(opts.get("model")).classes
     gender = ExpressionClassifier("gender").classes if opts.get("gender") else None
     return BatchStore(job.out, classes, gender, bool(opts.get("mesh")))
