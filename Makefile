@@ -47,7 +47,9 @@ test-fast: setup
 # expression-ferplus-refine.json, expression-ferplus-refine-eyes.json), and the mean of their
 # weights (`emoscope average`). The two means are kept whole and their logits averaged
 # (`emoscope ensemble`). The export fits the temperature, per-class offsets and valence thresholds
-# on validation photos; its files go to src/emoscope/assets/.
+# on validation photos; its files go to src/emoscope/assets/. Last, each file gets its blendshape
+# expert (`emoscope blendshape-expert`: the reading of the face mesh's blendshapes used with
+# --mesh, fitted on web_faces train, its weight and calibration chosen on web_faces val).
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
 
@@ -70,6 +72,9 @@ train-default: $(RUNS)/expression-ferplus/summary.json $(RUNS)/expression-ferplu
 		--out $(RUNS)/expression-ferplus-ensemble
 	$(EMOSCOPE) export $(RUNS)/expression-ferplus-ensemble --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
+	for model in expression expression-int8; do \
+		$(EMOSCOPE) blendshape-expert src/emoscope/assets/$$model.onnx --data $(SHARED)/datasets/web_faces.zip \
+			--split-file configs/splits/web-faces.csv || exit 1; done
 
 train-gender: setup
 	$(EMOSCOPE) train --config configs/shipped/gender.json --resume

@@ -118,3 +118,48 @@ def test_fit_valence_learns_that_a_tail_of_negative_mass_is_neutral():
     assert fitted["balanced"] == 1.0
     assert valence_agreement(valence_labels(scores, ValenceRule()), truth)["per_valence"]["neutral"] < 0.1
     assert json.loads(json.dumps(rule.to_dict())) == rule.to_dict()
+
+
+def synthetic_faces(n: int, seed: int):
+    """Faces of 3 classes whose image model cannot tell class 2 from class 0, while blendshape 5 can."""
+    from emoscope.mesh import BLENDSHAPES
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    blend = rng.uniform(0, 0.3, (n, len(BLENDSHAPES)))
+    blend[y == 2, 5] += 0.5
+    probs = np.full((n, 3), 0.1)
+    probs[np.arange(n), np.where(y == 2, 0, y)] = 0.8
+    return probs, blend, y
+
+
+def test_blendshape_expert_is_fitted_where_it_helps_and_travels_in_the_metadata():
+    pytest.importorskip("sklearn")
+    from emoscope.contract import BlendshapeExpert
+    from emoscope.evaluate.expert import fit_expert
+    from emoscope.metrics import balanced_accuracy
+    classes = ["angry", "happy", "sad"]
+    _, blend_fit, y_fit = synthetic_faces(300, 0)
+    probs, blend, y = synthetic_faces(200, 1)
+    expert = fit_expert(blend_fit, y_fit, probs, blend, y, classes)
+    assert expert.weight > 0 and expert.temperature > 0 and set(expert.valence) == {"positive", "negative"}
+    assert expert.fitted["balanced_image"] < 0.7 < expert.fitted["balanced_fused"]
+    probs_t, blend_t, y_t = synthetic_faces(200, 2)
+    fused = expert.fuse(probs_t, blend_t)
+    assert np.allclose(fused.sum(1), 1, atol=1e-5)
+    assert balanced_accuracy(y_t, fused.argmax(1), 3) > balanced_accuracy(y_t, probs_t.argmax(1), 3) + 0.2
+    meta = ModelMeta(classes, extra={BlendshapeExpert.KEY: expert.to_dict()})
+    again = ModelMeta.from_props(meta.to_props()).blendshape_expert
+    assert again.weight == expert.weight and np.allclose(again.fuse(probs_t, blend_t), fused, atol=1e-4)
+    assert ModelMeta(classes).blendshape_expert is None
+    # weight 0 and temperature 1 leave the image model's probabilities as they were
+    plain = BlendshapeExpert(expert.mean, expert.scale, expert.coef, expert.intercept, 0.0)
+    assert np.allclose(plain.fuse(probs_t, blend_t), probs_t / probs_t.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_blendshape_expert_without_a_class_to_fit_is_refused_in_plain_words():
+    pytest.importorskip("sklearn")
+    from emoscope.evaluate.expert import fit_expert
+    probs, blend, y = synthetic_faces(100, 0)
+    keep = y != 2
+    with pytest.raises(ValueError, match="have no sad"):
+        fit_expert(blend[keep], y[keep], probs, blend, y, ["angry", "happy", "sad"])

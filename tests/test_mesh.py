@@ -214,3 +214,86 @@ def test_a_missing_landmarker_is_said_in_plain_words(tmp_path):
                         "--detector-model", shared_path("models", "face_detection_yunet.onnx")],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "missing.task" in r.stderr and "Traceback" not in r.stderr
+
+
+def web_faces_subset(tmp_path, per_class: dict[str, int]) -> tuple[str, str]:
+    """A zip of the first web_faces photos of each class in each part, and its split file."""
+    web = shared_path("datasets", "web_faces.zip")
+    split_lines = [line.strip().split(",") for line in open(os.path.join(os.path.dirname(__file__), "..", "configs",
+                                                                         "splits", "web-faces.csv"))
+                   if not line.startswith("#") and line.strip()]
+    chosen = []
+    for part, n in per_class.items():
+        by_class: dict[str, list[str]] = {}
+        for sid, s in split_lines:
+            if s == part:
+                by_class.setdefault(sid.split("/")[-2], []).append(sid)
+        chosen += [(sid, part) for ids in by_class.values() for sid in sorted(ids)[:n]]
+    data, split_file = str(tmp_path / "faces.zip"), str(tmp_path / "split.csv")
+    with zipfile.ZipFile(web) as src, zipfile.ZipFile(data, "w") as dst:
+        for sid, _ in chosen:
+            dst.writestr(sid, src.read(sid))
+    with open(split_file, "w") as f:
+        f.writelines(f"{sid},{part}\n" for sid, part in chosen)
+    return data, split_file
+
+
+def test_blendshape_expert_end_to_end(tmp_path, task):
+    """`emoscope blendshape-expert` fits the reading into a model's metadata; the Analyzer then
+    reads each face with the mesh from the image and its blendshapes (photos and video frames
+    alike), and without the mesh from the image alone; `evaluate --pipeline --mesh` scores it."""
+    pytest.importorskip("sklearn")
+    import shutil
+
+    from emoscope import Analyzer
+    from emoscope.cli import main
+    from emoscope.runtime.assets import embedded_model
+    yunet = shared_path("models", "face_detection_yunet.onnx")
+    model = str(tmp_path / "expression.onnx")
+    shutil.copy(embedded_model("expression-int8"), model)
+    data, split_file = web_faces_subset(tmp_path, {"train": 9, "val": 6})
+    assert main(["blendshape-expert", model, "--data", data, "--split-file", split_file, "--detector-model", yunet,
+                 "--mesh-model", task, "--threads", "1"]) == 0
+    analyzer = Analyzer(model, detector_model=yunet, mesh=True, mesh_model=task, threads=1)
+    expert = analyzer.expert  # fitted here, replacing the one the shipped model carries
+    assert expert.fitted["split_file"] == "split.csv"
+    assert expert.fitted["fit_faces"] >= 50 and expert.fitted["choose_faces"] >= 30
+    img = sample("facerec_obama.jpg")
+    face = analyzer.analyze(img)[0]
+    image_only = analyzer.analyze(img, mesh=False)[0]
+    assert face.expression_from == "image+blendshapes" and image_only.expression_from is None
+    from emoscope.mesh import BLENDSHAPES
+    image_probs = np.array([[image_only.probs[c] for c in analyzer.classes]])
+    expected = expert.fuse(image_probs, np.array([[face.blendshapes[b] for b in BLENDSHAPES]]))[0]
+    assert np.allclose([face.probs[c] for c in analyzer.classes], expected, atol=2e-3)
+    tracked = analyzer.track_frame(img, analyzer.new_tracker(), 0)[0]
+    assert tracked.expression_from == "image+blendshapes"
+    assert np.allclose(list(tracked.raw_probs.values()), list(face.probs.values()), atol=1e-4)
+    from emoscope.contract import BlendshapeExpert, update_props
+    plain = str(tmp_path / "plain.onnx")  # a model without an expert reads from the image alone
+    shutil.copy(model, plain)
+    update_props(plain, lambda props: props.pop(BlendshapeExpert.KEY))
+    plain_face = Analyzer(plain, detector_model=yunet, mesh=True, mesh_model=task, threads=1).analyze(img)[0]
+    assert plain_face.expression_from == "image" and plain_face.probs == image_only.probs
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pipeline", "--mesh", "--model", model, "--data", data, "--split-file", split_file,
+                 "--split", "val", "--detector-model", yunet, "--mesh-model", task, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["expression_from_blendshapes"] and metrics["faces_found"] >= 30
+
+
+def test_blendshape_expert_refuses_what_it_cannot_use(tmp_path, task, capsys):
+    from emoscope.cli import main
+    yunet = shared_path("models", "face_detection_yunet.onnx")
+    with pytest.raises(SystemExit, match="is not an ONNX file"):
+        main(["blendshape-expert", str(tmp_path / "missing.onnx"), "--data", "x.zip"])
+    pytest.importorskip("sklearn")
+    import shutil
+
+    from emoscope.runtime.assets import embedded_model
+    model = str(tmp_path / "expression.onnx")
+    shutil.copy(embedded_model("expression-int8"), model)
+    data, split_file = web_faces_subset(tmp_path, {"val": 3})  # no training part
+    with pytest.raises(SystemExit, match="no photos in its 'train' part"):
+        main(["blendshape-expert", model, "--data", data, "--split-file", split_file, "--detector-model", yunet,
+              "--mesh-model", task])

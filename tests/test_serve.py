@@ -50,6 +50,8 @@ def test_health_model_docs_and_page(client):
     assert client.get("/health").json()["status"] == "ok"
     m = client.get("/v1/model").json()
     assert len(m["classes"]) == 7 and m["input_size"] == [48, 48]
+    expert = m["expression_from_blendshapes"]  # the shipped model carries its --mesh reading
+    assert expert["weight"] > 0 and expert["fitted"]["balanced_fused"] > expert["fitted"]["balanced_image"]
     assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "getUserMedia" in client.get("/static/app.js").text

@@ -34,6 +34,11 @@ VERBS = [
      "Score a run or an ONNX file on a dataset split: accuracy, F1, ROC, calibration, report."),
     ("compare", "evaluate.cli", "add_compare_arguments", "run_compare", "one table and plots over many runs",
      "Compare runs: params, MACs, epochs, time, validation/test accuracy, macro-F1, latency; MD/HTML/CSV + plots."),
+    ("blendshape-expert", "evaluate.expert", "add_arguments", "run",
+     "fit a model's blendshape reading, used where the face mesh is on",
+     "Fit a second reading of the expression from the face mesh's blendshapes on labelled photos and store it "
+     "in the expression model's metadata; the Analyzer then reads the expression from the image and the "
+     "blendshapes together wherever it measures the mesh."),
     ("export", "export.cli", "add_export_arguments", "run_export", "export a run to ONNX with metadata",
      "Export a training run (best checkpoint, EMA weights) to ONNX."),
     ("analyze", "analyze.cli", "add_analyze_arguments", "run_analyze", "analyse images, folders, videos or globs",

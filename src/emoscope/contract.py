@@ -64,6 +64,11 @@ class ModelMeta:
     def channels(self) -> int:
         return 1 if self.color == "gray" else 3
 
+    @property
+    def blendshape_expert(self) -> "BlendshapeExpert | None":
+        d = self.extra.get(BlendshapeExpert.KEY)
+        return BlendshapeExpert.from_dict(d) if d else None
+
     def to_props(self) -> dict[str, str]:
         """The ONNX `metadata_props` (every value a string; JSON where it is not plain text)."""
         props = {"classes": json.dumps(self.classes), "input_size": json.dumps(list(self.input_size)),
@@ -101,6 +106,54 @@ class ModelMeta:
                    json.loads(props["std"]), CropRule.from_dict(json.loads(props.get("crop", "{}"))),
                    float(json.loads(props.get("temperature", "1.0"))), props.get("output", "logits"), extra,
                    json.loads(props["class_bias"]) if "class_bias" in props else None)
+
+
+@dataclass(frozen=True)
+class BlendshapeExpert:
+    """A second reading of the expression from the face mesh's 52 blendshapes
+    (`emoscope.mesh.BLENDSHAPES` order): a balanced multinomial logistic regression on standardised
+    blendshapes, fitted on photos of people the weight and calibration were not chosen on. Where
+    the mesh is measured, the expression is softmax((log p_image + weight * log p_blendshapes) /
+    temperature), with its own valence thresholds. Stored in the expression model's metadata under
+    `KEY`, because `weight`, `temperature` and `valence` are fitted against that model's outputs
+    (`emoscope blendshape-expert`)."""
+
+    KEY = "blendshape_expert"
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[tuple[float, ...], ...]       # classes x blendshapes
+    intercept: tuple[float, ...]
+    weight: float
+    temperature: float = 1.0
+    valence: dict | None = None               # ValenceRule thresholds for the fused probabilities
+    fitted: dict = field(default_factory=dict)  # provenance: data, parts, photos, validation scores
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BlendshapeExpert":
+        return cls(tuple(d["mean"]), tuple(d["scale"]), tuple(tuple(r) for r in d["coef"]), tuple(d["intercept"]),
+                   float(d["weight"]), float(d.get("temperature", 1.0)), d.get("valence"), d.get("fitted", {}))
+
+    def to_dict(self) -> dict:
+        r = lambda v: [round(float(x), 6) for x in v]  # noqa: E731
+        return {"mean": r(self.mean), "scale": r(self.scale), "coef": [r(c) for c in self.coef],
+                "intercept": r(self.intercept), "weight": round(self.weight, 4),
+                "temperature": round(self.temperature, 4), "valence": self.valence, "fitted": self.fitted}
+
+    def log_probs(self, blendshapes: np.ndarray) -> np.ndarray:
+        """(N, 52) blendshapes -> (N, classes) log-probabilities of the blendshape reading alone."""
+        x = (np.asarray(blendshapes, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = x @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def fused_logits(self, probs: np.ndarray, blendshapes: np.ndarray, weight: float | None = None) -> np.ndarray:
+        """log p_image + weight * log p_blendshapes, before the temperature."""
+        w = self.weight if weight is None else weight
+        return np.log(np.clip(np.asarray(probs, np.float64), 1e-6, 1.0)) + w * self.log_probs(blendshapes)
+
+    def fuse(self, probs: np.ndarray, blendshapes: np.ndarray) -> np.ndarray:
+        """The image model's calibrated probabilities (N, classes) read together with the blendshapes."""
+        return softmax(self.fused_logits(probs, blendshapes), self.temperature).astype(np.float32)
 
 
 def is_onnx_path(model: str) -> bool:
@@ -168,17 +221,25 @@ def write_props(proto, props: dict[str, str]) -> None:
         proto.metadata_props.add(key=k, value=v)
 
 
-def record_metrics(path: str, key: str, numbers: dict) -> dict:
-    """Store `numbers` under `key` in the `metrics` metadata of the ONNX file at `path` (what
-    `/v1/model` and the model card report); returns all its recorded metrics."""
+def update_props(path: str, changes) -> dict[str, str]:
+    """Rewrite the metadata of the ONNX file at `path` with `changes(props)` (a function that edits
+    the dict of its metadata_props in place); returns the new props."""
     import onnx
     proto = onnx.load(path)
     props = {p.key: p.value for p in proto.metadata_props}
-    metrics = json.loads(props.get("metrics", "{}"))
-    metrics[key] = numbers
-    props["metrics"] = json.dumps(metrics)
+    changes(props)
     write_props(proto, props)
     tmp = path + ".tmp"
     onnx.save(proto, tmp)
     os.replace(tmp, path)
-    return metrics
+    return props
+
+
+def record_metrics(path: str, key: str, numbers: dict) -> dict:
+    """Store `numbers` under `key` in the `metrics` metadata of the ONNX file at `path` (what
+    `/v1/model` and the model card report); returns all its recorded metrics."""
+    def add(props):
+        metrics = json.loads(props.get("metrics", "{}"))
+        metrics[key] = numbers
+        props["metrics"] = json.dumps(metrics)
+    return json.loads(update_props(path, add)["metrics"])

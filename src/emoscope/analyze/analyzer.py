@@ -15,6 +15,7 @@ from ..images import pil_to_array, read_image
 from ..labels import ValenceRule, valence
 from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
+from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD, FaceMesh
 from ..runtime.landmarker import Landmarker
 from .face import Face
 from .tracking import Tracker, appearance, iou
@@ -66,7 +67,9 @@ class Analyzer:
     and tracked faces are re-detected in small windows in between (1: detect every frame).
     `mesh=True` adds MediaPipe's 478-point mesh, 52 blendshapes, head pose, gaze, eyes open,
     attention and approximate action units to every face (`mesh_model`: a face_landmarker.task,
-    else $EMOSCOPE_LANDMARKER_MODEL, the cache, or a download).
+    else $EMOSCOPE_LANDMARKER_MODEL, the cache, or a download); when the model carries a blendshape
+    expert (`emoscope blendshape-expert`), those faces' expression is read from the image and the
+    blendshapes together (`Face.expression_from`).
     """
 
     def __init__(self, model: str | None = None, detector: str = "yunet", detector_model: str | None = None,
@@ -89,6 +92,10 @@ class Analyzer:
         self.landmarker = Landmarker(mesh_model, threads=1) if mesh else None
         # The model's own valence thresholds (fitted on real faces at export), else the defaults.
         self.valence_rule = ValenceRule.from_dict(self.classifier.meta.extra.get("valence"))
+        # Where the mesh is measured, the model's blendshape expert (if it has one) reads the
+        # expression together with the image, with valence thresholds of its own.
+        self.expert = self.classifier.meta.blendshape_expert
+        self.fused_valence_rule = ValenceRule.from_dict(self.expert.valence) if self.expert else self.valence_rule
 
     @property
     def classes(self) -> list[str]:
@@ -105,27 +112,48 @@ class Analyzer:
         dets = self.detector.detect(img)
         return dets[: self.max_faces] if self.max_faces else dets
 
-    def _make_face(self, img: np.ndarray, det, probs: np.ndarray, gender: np.ndarray | None, track_id=None,
-                   raw: np.ndarray | None = None, mesh: bool | None = None) -> Face:
+    def _measure(self, img: np.ndarray, dets: list[Detection], mesh: bool | None) -> list[FaceMesh] | None:
+        """The face mesh of each detection, when it is on (for this call, else as constructed)."""
+        if mesh is None:
+            mesh = self.landmarker is not None
+        if not mesh:
+            return None
+        if self.landmarker is None:
+            raise ValueError("this analyzer was made without the face landmarker (Analyzer(mesh=True))")
+        return [self.landmarker.measure(img, d.box, d.landmarks[:2] if d.landmarks is not None else None) for d in dets]
+
+    def _fused(self, m: FaceMesh | None) -> bool:
+        """Whether a face's expression is read from the image and its blendshapes together: the mesh
+        was measured and found a face, and the model carries a blendshape expert."""
+        return self.expert is not None and m is not None and m.presence >= PRESENCE_THRESHOLD
+
+    def _with_blendshapes(self, probs: np.ndarray, measures: list[FaceMesh] | None) -> np.ndarray:
+        fused = [i for i, m in enumerate(measures or []) if self._fused(m)]
+        if not fused:
+            return probs
+        probs = probs.copy()
+        blend = np.array([[measures[i].blendshapes[b] for b in BLENDSHAPES] for i in fused])
+        probs[fused] = self.expert.fuse(probs[fused], blend)
+        return probs
+
+    def _make_face(self, det, probs: np.ndarray, gender: np.ndarray | None, m: FaceMesh | None, track_id=None,
+                   raw: np.ndarray | None = None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
-        vs, vl = valence(p, self.valence_rule)
+        vs, vl = valence(p, self.fused_valence_rule if self._fused(m) else self.valence_rule)
         x, y, w, h = det.box
         face = Face((int(round(x)), int(round(y)), int(round(w)), int(round(h))), max(p, key=p.get), p,
                     round(det.score, 4), vl, round(vs, 4),
                     np.round(det.landmarks.astype(np.float64), 1).tolist() if det.landmarks is not None else None, track_id,
                     {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None,
                     {c: round(float(v), 5) for c, v in zip(self.classes, raw)} if raw is not None else None)
-        if mesh is None:
-            mesh = self.landmarker is not None
-        if mesh:
-            if self.landmarker is None:
-                raise ValueError("this analyzer was made without the face landmarker (Analyzer(mesh=True))")
-            m = self.landmarker.measure(img, det.box, det.landmarks[:2] if det.landmarks is not None else None)
+        if m is not None:
             face.mesh, face.eyes_open, face.attention = m.mesh, m.eyes_open, m.attention
+            face.mesh_presence = round(m.presence, 4)
             face.head_pose = {k: round(v, 2) for k, v in m.head_pose.items()}
             face.gaze = {k: round(v, 2) for k, v in m.gaze.items()}
             face.blendshapes = {k: round(v, 4) for k, v in m.blendshapes.items()}
             face.action_units = {k: round(v, 4) for k, v in m.action_units().items()}
+            face.expression_from = "image+blendshapes" if self._fused(m) else "image"
         return face
 
     def analyze(self, image, mesh: bool | None = None) -> list[Face]:
@@ -134,8 +162,10 @@ class Analyzer:
         img = to_bgr(image)
         dets = self._detect(img)
         probs, gender = self._classify(img, dets)
-        return [self._make_face(img, d, probs[i], gender[i] if gender is not None else None, mesh=mesh)
-                for i, d in enumerate(dets)]
+        measures = self._measure(img, dets, mesh)
+        probs = self._with_blendshapes(probs, measures)
+        return [self._make_face(d, probs[i], gender[i] if gender is not None else None,
+                                measures[i] if measures else None) for i, d in enumerate(dets)]
 
     # -- video ----------------------------------------------------------------------------------
     def new_tracker(self, fps: float = 30.0) -> Tracker:
@@ -200,10 +230,12 @@ class Analyzer:
         WebSocket stream."""
         dets, known = self._detect_tracked(frame, tracker, index)
         probs, gender = self._classify(frame, dets)
+        measures = self._measure(frame, dets, mesh)
+        probs = self._with_blendshapes(probs, measures)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
-        return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None, ids[i], probs[i], mesh)
-                for i, d in enumerate(dets)]
+        return [self._make_face(d, smooth[i], gender[i] if gender is not None else None,
+                                measures[i] if measures else None, ids[i], probs[i]) for i, d in enumerate(dets)]
 
     @staticmethod
     def thumbnail(frame: np.ndarray, box) -> np.ndarray:

@@ -29,7 +29,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-faces", type=int, help="keep at most K faces per image/frame (largest scores)")
     p.add_argument("--mesh", action="store_true",
                    help="also measure each face with MediaPipe's face landmarker: 478-point mesh, 52 blendshapes, head "
-                        "pose, gaze, eyes open, attention and approximate action units (about 10 ms a face)")
+                        "pose, gaze, eyes open, attention and approximate action units (about 10 ms a face); the "
+                        "shipped model then reads the expression from the image and the blendshapes together, which "
+                        "recalls the rarer expressions better (README, Accuracy)")
     p.add_argument("--mesh-model", help="face_landmarker.task (else $EMOSCOPE_LANDMARKER_MODEL, cache, download)")
     p.add_argument("--detect-every", type=every_arg, default=DETECT_EVERY,
                    help=f"videos and cameras: full-frame face detection every N analysed frames and on scene cuts, "

@@ -27,6 +27,9 @@ class Face:
     eyes_open: bool | None = None
     attention: bool | None = None               # facing the camera within the attention cone, eyes open
     action_units: dict[str, float] | None = None  # approximate AUs read from the blendshapes
+    mesh_presence: float | None = None          # the landmarker's confidence that the mesh is on a face, 0..1
+    expression_from: str | None = None          # "image", or "image+blendshapes" where the model's blendshape
+                                                # expert read the expression together with the image
 
     @property
     def confidence(self) -> float:

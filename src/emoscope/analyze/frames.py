@@ -4,8 +4,8 @@ analysed frame, and one row with `success` 0 for each analysed frame in which no
 Columns: frame, timestamp (s), face_id (the person's track), confidence (the detector's score),
 success, the box (x, y, w, h), label, the smoothed probabilities (one column per class), the
 frame's own probabilities (raw_<class>), valence, valence_score, the five detector landmarks
-(lm0_x ... lm4_y: the eyes, the nose tip, the mouth corners), and with the face mesh: yaw, pitch,
-roll, gaze_yaw, gaze_pitch, eyes_open, attention, the 52 blendshapes, the approximate action
+(lm0_x ... lm4_y: the eyes, the nose tip, the mouth corners), and with the face mesh:
+mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the 52 blendshapes, the approximate action
 units (AU01 ...) and the 478 mesh points (x_0 ... x_477, y_0 ..., z_0 ...)."""
 
 from __future__ import annotations

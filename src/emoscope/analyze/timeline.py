@@ -16,11 +16,12 @@ BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
 
 def measures(face: Face) -> dict:
     """The face-mesh measures of a face as flat columns (none without `Analyzer(mesh=True)`):
-    yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the blendshapes by name and
-    the approximate action units (AU01, ...)."""
+    mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention,
+    the blendshapes by name and the approximate action units (AU01, ...)."""
     if face.head_pose is None:
         return {}
-    return {**face.head_pose, "gaze_yaw": face.gaze["yaw"], "gaze_pitch": face.gaze["pitch"],
+    return {"mesh_presence": face.mesh_presence, "expression_from": face.expression_from, **face.head_pose,
+            "gaze_yaw": face.gaze["yaw"], "gaze_pitch": face.gaze["pitch"],
             "eyes_open": face.eyes_open, "attention": face.attention, **face.blendshapes, **face.action_units}
 
 

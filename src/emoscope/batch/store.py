@@ -45,6 +45,7 @@ def schemas(classes: list[str], gender_classes: list[str] | None = None, mesh: b
     f64, i64, s = pa.float64(), pa.int64(), pa.string()
     extra = [(f"gender_{c}", f64) for c in gender_classes or []]
     if mesh:
+        extra += [("mesh_presence", f64), ("expression_from", s)]
         extra += [(k, f64) for k in ("yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch")]
         extra += [("eyes_open", pa.bool_()), ("attention", pa.bool_())]
         extra += [(k, f64) for k in (*BLENDSHAPES, *ACTION_UNITS)]

@@ -18,6 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-file", help="the splits as `emoscope data split` wrote them (e.g. "
                    "configs/splits/web-faces.csv)")
     p.add_argument("--detector-model", help="YuNet ONNX path for --pipeline (else $EMOSCOPE_YUNET_MODEL, cache, download)")
+    p.add_argument("--mesh", action="store_true",
+                   help="--pipeline with the face mesh on: where the model has a blendshape expert, the expression "
+                        "is read from the image and the blendshapes together")
+    p.add_argument("--mesh-model", help="face_landmarker.task for --mesh (else $EMOSCOPE_LANDMARKER_MODEL, cache, "
+                   "download)")
     p.add_argument("--labels", default="own", choices=["own", "ferplus"],
                    help="model-only: the dataset's own labels, or FER+'s majority rule for FER2013 images")
     p.add_argument("--votes", help="FER+ votes file for --labels ferplus (default: fer2013-ferplus-votes.csv "
@@ -27,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--record", action="store_true",
                    help="store the headline numbers in the evaluated ONNX file's metadata (`metrics`, served by "
-                        "/v1/model), under <data>_<split>[_pipeline][_flip]")
+                        "/v1/model), under <data>_<split>[_pipeline][_mesh][_flip]")
 
 
 def run(args) -> int:
@@ -57,7 +62,7 @@ def run_pipeline(args) -> int:
         raise SystemExit("emoscope evaluate --pipeline: give --data (a folder or .zip of photos in class folders)")
     try:
         r = evaluate_pipeline(args.model, args.data, args.split, args.split_file, args.out, args.threads,
-                              args.detector_model, args.tta)
+                              args.detector_model, args.tta, mesh=args.mesh, mesh_model=args.mesh_model)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "neutral_read_negative",
@@ -79,7 +84,7 @@ def record(args, model: str, out: dict, pipeline: bool) -> None:
         raise SystemExit("emoscope evaluate --record: only an ONNX file can record its metrics")
     labels = "_ferplus" if getattr(args, "labels", "own") == "ferplus" and not pipeline else ""
     key = f"{source_name(args.data)}{labels}_{args.split}" + ("_pipeline" if pipeline else "") + \
-        ("_flip" if args.tta == "flip" else "")
+        ("_mesh" if pipeline and args.mesh else "") + ("_flip" if args.tta == "flip" else "")
     numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
     record_metrics(model, key, {**numbers, "date": time.strftime("%Y-%m-%d")})
 

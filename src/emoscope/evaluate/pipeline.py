@@ -97,9 +97,12 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
 
 def evaluate_pipeline(model: str | None, data: str, split: str = "test", split_file: str | None = None,
                       out: str | None = None, threads: int = 0, detector_model: str | None = None,
-                      tta: str = "none", progress: bool = True) -> dict:
+                      tta: str = "none", progress: bool = True, mesh: bool = False,
+                      mesh_model: str | None = None) -> dict:
     """Score the Analyzer with `model` (an ONNX path or embedded name; default the shipped model)
-    end to end on the photos of `data` in `split` (as `split_file` states, if given)."""
+    end to end on the photos of `data` in `split` (as `split_file` states, if given); with `mesh`,
+    the face mesh is measured (and read together with the image where the model has a blendshape
+    expert)."""
     ds = load_dataset(data, 8, "gray", verbose=False)  # ids and labels only: the photos are read again
     if split_file:
         ds = ds.with_split_file(split_file)
@@ -107,7 +110,8 @@ def evaluate_pipeline(model: str | None, data: str, split: str = "test", split_f
     if len(part) == 0:
         raise ValueError(f"{data} has no '{split}' split (has: {', '.join(sorted(set(ds.splits.tolist())))}; "
                          f"give --split-file or --split all)")
-    analyzer = Analyzer(model, detector_model=detector_model, threads=threads, flip_tta=tta == "flip")
+    analyzer = Analyzer(model, detector_model=detector_model, threads=threads, flip_tta=tta == "flip", mesh=mesh,
+                        mesh_model=mesh_model)
     classes = analyzer.classes
     mapping, missing = label_mapping(classes, ds.classes)
     excluded = {c: int((part.labels == ds.classes.index(c)).sum()) for c in missing}
@@ -117,7 +121,8 @@ def evaluate_pipeline(model: str | None, data: str, split: str = "test", split_f
     pred = pipeline_predictions(analyzer, data, ids, progress)
     result = pipeline_metrics(pred["probs"], labels, pred["valence"], classes)
     result.update({"model": analyzer.classifier.model_path, "data": data, "split": split, "split_file": split_file,
-                   "tta": tta, "excluded_classes": excluded, "classes": classes,
+                   "tta": tta, "mesh": mesh, "expression_from_blendshapes": analyzer.expert is not None and mesh,
+                   "excluded_classes": excluded, "classes": classes,
                    "valence_rule": analyzer.valence_rule.to_dict(),
                    "unreadable": [f"{i}: {r}" for i, r in pred["unreadable"]],
                    "no_face_photos": [i for i, b in zip(ids, pred["boxes"]) if b is None],

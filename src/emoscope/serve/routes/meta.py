@@ -40,6 +40,9 @@ def model_info(request: Request) -> dict:
     return {"classes": analyzer.classes, "input_size": list(meta.input_size), "color": meta.color,
             "crop": asdict(meta.crop), "temperature": meta.temperature, "class_bias": meta.class_bias,
             "face_mesh": analyzer.landmarker is not None,
+            "expression_from_blendshapes": ({"weight": analyzer.expert.weight, "fitted": analyzer.expert.fitted,
+                                             "valence_thresholds": analyzer.fused_valence_rule.to_dict()}
+                                            if analyzer.expert else None),
             "architecture": meta.extra.get("architecture"), "metrics": meta.extra.get("metrics", {}),
             "card": "docs/model-card.md",
             "valence": {"weights": VALENCE, "thresholds": analyzer.valence_rule.to_dict()}}
