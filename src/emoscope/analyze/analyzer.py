@@ -13,9 +13,9 @@ from PIL import Image
 from ..contract import CropRule, crop_face
 from ..images import pil_to_array, read_image
 from ..labels import ValenceRule, valence
+from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD, FaceMesh
 from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
-from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD, FaceMesh
 from ..runtime.landmarker import Landmarker
 from .face import Face
 from .tracking import Tracker, appearance, iou
