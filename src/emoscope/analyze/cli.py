@@ -31,7 +31,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="also measure each face with MediaPipe's face landmarker: 478-point mesh, 52 blendshapes, head "
                         "pose, gaze, eyes open, attention and approximate action units (about 10 ms a face); the "
                         "shipped model then reads the expression from the image and the blendshapes together, which "
-                        "recalls the rarer expressions better (README, Accuracy)")
+                        "recalls the rarer expressions better (README, The model)")
     p.add_argument("--mesh-model", help="face_landmarker.task (else $EMOSCOPE_LANDMARKER_MODEL, cache, download)")
     p.add_argument("--detect-every", type=every_arg, default=DETECT_EVERY,
                    help=f"videos and cameras: full-frame face detection every N analysed frames and on scene cuts, "
