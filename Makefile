@@ -39,17 +39,18 @@ test-fast: setup
 
 # The shipped expression model's recipe, one command from scratch (configs/shipped/, run folders
 # in ../runs beside the checkout). Each stage resumes after an interruption and is skipped once it
-# has finished. Two first stages, resnet_fer_ms trained for 40 and for 80 epochs on FER2013
-# relabelled by the FER+ votes (soft targets) and on the web_faces photos cut out by the detector,
-# checkpoints chosen on balanced accuracy over both validation parts (expression-ferplus.json,
-# expression-ferplus-long.json). From each, two gentler one-cycle passes over the same data, the
-# second with a dark band over the eyes of a fifth of the faces (sunglasses;
-# expression-ferplus-refine.json, expression-ferplus-refine-eyes.json), and the mean of their
-# weights (`emoscope average`). The two means are kept whole and their logits averaged
-# (`emoscope ensemble`). The export fits the temperature, per-class offsets and valence thresholds
-# on validation photos; its files go to src/emoscope/assets/. Last, each file gets its blendshape
-# expert (`emoscope blendshape-expert`: the reading of the face mesh's blendshapes used with
-# --mesh, fitted on web_faces train, its weight and calibration chosen on web_faces val).
+# has finished. Two first stages, resnet_fer_ms trained on FER2013 relabelled by the FER+ votes
+# (soft targets) and on the web_faces photos cut out by the detector, checkpoints chosen on
+# balanced accuracy over both validation parts: 80 epochs (expression-ferplus-long.json), and 40
+# epochs with a dark band over the eyes of a fifth of the faces from the first epoch, seed 1
+# (expression-ferplus-eyes.json). From each, two gentler one-cycle passes over the same data, the
+# second with the eye band (expression-ferplus-refine.json, expression-ferplus-refine-eyes.json),
+# and the mean of their weights (`emoscope average`). The two means are kept whole and their
+# logits averaged (`emoscope ensemble`). The export fits the temperature, per-class offsets and
+# valence thresholds on validation photos; its files go to src/emoscope/assets/. Last, each file
+# gets its blendshape expert (`emoscope blendshape-expert`: the reading of the face mesh's
+# blendshapes used with --mesh, fitted on web_faces train, its weight and calibration chosen on
+# web_faces val).
 RUNS ?= ../runs
 EMOSCOPE = $(BIN)/emoscope
 
@@ -65,12 +66,12 @@ define second_stages
 	$(EMOSCOPE) average $(RUNS)/$(1)-refine $(RUNS)/$(1)-refine-eyes --out $(RUNS)/$(1)-mean
 endef
 
-train-default: $(RUNS)/expression-ferplus/summary.json $(RUNS)/expression-ferplus-long/summary.json
-	$(call second_stages,expression-ferplus)
+train-default: $(RUNS)/expression-ferplus-long/summary.json $(RUNS)/expression-ferplus-eyes/summary.json
 	$(call second_stages,expression-ferplus-long)
-	$(EMOSCOPE) ensemble $(RUNS)/expression-ferplus-mean $(RUNS)/expression-ferplus-long-mean \
-		--out $(RUNS)/expression-ferplus-ensemble
-	$(EMOSCOPE) export $(RUNS)/expression-ferplus-ensemble --out src/emoscope/assets/expression.onnx \
+	$(call second_stages,expression-ferplus-eyes)
+	$(EMOSCOPE) ensemble $(RUNS)/expression-ferplus-long-mean $(RUNS)/expression-ferplus-eyes-mean \
+		--out $(RUNS)/expression-ferplus-ensemble-eyes
+	$(EMOSCOPE) export $(RUNS)/expression-ferplus-ensemble-eyes --out src/emoscope/assets/expression.onnx \
 		--int8 src/emoscope/assets/expression-int8.onnx
 	for model in expression expression-int8; do \
 		$(EMOSCOPE) blendshape-expert src/emoscope/assets/$$model.onnx --data $(SHARED)/datasets/web_faces.zip \
