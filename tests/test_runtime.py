@@ -330,8 +330,13 @@ def test_embedded_int8_is_default_and_agrees_with_fp32():
     q, f = ExpressionClassifier(), ExpressionClassifier("expression")
     assert DEFAULT_MODEL == "expression-int8" and q.model_path.endswith("expression-int8.onnx")
     assert f.model_path.endswith("expression.onnx") and q.classes == f.classes
-    crops = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
-    assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.8
+    # on real faces (the first 300 FER2013 PrivateTest images); random pixels sit on a class
+    # boundary, where any quantisation flips the top class
+    import zipfile
+    with zipfile.ZipFile(shared_path("datasets", "fer2013.zip")) as z:
+        names = sorted(n for n in z.namelist() if "PrivateTest" in n and n.endswith(".jpg"))[:300]
+        crops = np.stack([cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_GRAYSCALE) for n in names])
+    assert (q.predict(crops).argmax(1) == f.predict(crops).argmax(1)).mean() > 0.95
 
 
 @pytest.mark.slow
