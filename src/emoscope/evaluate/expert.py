@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from ..contract import BlendshapeExpert, update_props
+from ..contract import BlendshapeExpert, is_onnx_path, update_props
 from ..metrics import BALANCE_MIN_SUPPORT, balanced_accuracy, softmax
 from .calibration import fit_temperature, fit_valence
 
@@ -140,7 +140,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    if not os.path.isfile(args.model) or not args.model.lower().endswith(".onnx"):
+    if not os.path.isfile(args.model) or not is_onnx_path(args.model):
         raise SystemExit(f"emoscope blendshape-expert: {args.model} is not an ONNX file")
     try:
         expert = blendshape_expert(args.model, args.data, args.split_file, args.fit_part, args.choose_part,
