@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -60,47 +59,25 @@ def fit_expert(blend_fit: np.ndarray, y_fit: np.ndarray, probs: np.ndarray, blen
 
 
 def read_faces(analyzer, data: str, ids: list[str], progress: bool = True):
-    """(image probabilities, blendshapes, kept) of the largest face of each photo, through the
-    analyzer with its mesh on and without any blendshape expert; `kept` marks photos whose face
+    """(image probabilities, blendshapes, kept) of the largest face of each photo, through an
+    analyzer that measures the mesh (and has no blendshape expert); `kept` marks photos whose face
     was found by the detector and the mesh."""
-    from ..data.readers import FileTree
-    from ..images import ImageDecodeError, decode_image
-    from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD
-    from .pipeline import largest_face
-    tree, k = FileTree(data), len(analyzer.classes)
-    probs, blend, kept = np.zeros((len(ids), k)), np.zeros((len(ids), len(BLENDSHAPES))), np.zeros(len(ids), bool)
-    it = ids
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(ids, desc="blendshapes", unit="photo", file=sys.stderr, disable=None, leave=False)
-    for i, sid in enumerate(it):
-        try:
-            face = largest_face(analyzer.analyze(decode_image(tree.read(sid)), mesh=True))
-        except ImageDecodeError:
-            continue
-        if face is None or face.mesh_presence < PRESENCE_THRESHOLD:
-            continue
-        probs[i] = [face.probs[c] for c in analyzer.classes]
-        blend[i] = [face.blendshapes[b] for b in BLENDSHAPES]
-        kept[i] = True
-    return probs, blend, kept
+    from ..mesh import PRESENCE_THRESHOLD
+    from .pipeline import pipeline_predictions
+    pred = pipeline_predictions(analyzer, data, ids, progress)
+    return pred["probs"], pred["blendshapes"], pred["mesh_presence"] >= PRESENCE_THRESHOLD  # NaN: not kept
 
 
 def labelled_parts(data: str, split_file: str | None, parts: tuple[str, ...], classes: list[str]) -> dict:
     """{part: (photo ids, labels as indices into `classes`)}, photos of other classes left out."""
-    from ..data.dataset import load_dataset
-    from .metrics_report import label_mapping
-    ds = load_dataset(data, 8, "gray", verbose=False)  # ids and labels only: the photos are read again
-    if split_file:
-        ds = ds.with_split_file(split_file)
-    mapping, _ = label_mapping(classes, ds.classes)
+    from .pipeline import labelled_photos, photos_of
+    ds = labelled_photos(data, split_file)
     out = {}
     for name in parts:
-        part = ds.split(name)
-        part = part.select(np.isin(part.labels, list(mapping)))
-        if len(part) == 0:
+        ids, labels, _ = photos_of(ds, name, classes)
+        if not ids:
             raise ValueError(f"{data} has no photos in its '{name}' part of the model's classes")
-        out[name] = (part.ids.tolist(), np.array([mapping[j] for j in part.labels], np.int64))
+        out[name] = (ids, labels)
     return out
 
 

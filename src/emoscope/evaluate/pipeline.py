@@ -29,13 +29,33 @@ def largest_face(faces):
     return max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None
 
 
+def labelled_photos(data: str, split_file: str | None = None):
+    """A photo collection's ids, labels and splits (as `split_file` states, if given); the photos
+    themselves are read again when they are scored."""
+    ds = load_dataset(data, 8, "gray", verbose=False)
+    return ds.with_split_file(split_file) if split_file else ds
+
+
+def photos_of(ds, split: str, classes: list[str]) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """The photos of one split of `ds` ('all': every one) whose class is one of `classes`: their ids,
+    their labels as indices into `classes`, and how many of each class `classes` lacks were left out."""
+    part = ds if split == "all" else ds.split(split)
+    mapping, missing = label_mapping(classes, ds.classes)
+    excluded = {c: int((part.labels == ds.classes.index(c)).sum()) for c in missing}
+    part = part.select(np.isin(part.labels, list(mapping)))
+    return part.ids.tolist(), np.array([mapping[j] for j in part.labels], np.int64), excluded
+
+
 def pipeline_predictions(analyzer: Analyzer, data: str, ids: list[str], progress: bool = True) -> dict:
     """Run each photo `ids` of `data` (folder or zip) through the analyzer. Returns the largest
     face's probabilities (NaN rows where none was found), valence scores and labels, boxes, the
-    photos that could not be read, and the photos per second."""
+    photos that could not be read, the photos per second, and where the analyzer measures the
+    face mesh the blendshapes and the mesh's presence score (NaN where there is none)."""
+    from ..mesh import BLENDSHAPES
     tree = FileTree(data)
     k = len(analyzer.classes)
     probs = np.full((len(ids), k), np.nan)
+    blend, presence = np.full((len(ids), len(BLENDSHAPES)), np.nan), np.full(len(ids), np.nan)
     scores, val_labels, boxes, unreadable = np.zeros(len(ids)), [], [], []
     it = ids
     if progress:
@@ -53,12 +73,15 @@ def pipeline_predictions(analyzer: Analyzer, data: str, ids: list[str], progress
             boxes.append(None)
             continue
         probs[i] = [face.probs[c] for c in analyzer.classes]
+        if face.blendshapes is not None:
+            blend[i], presence[i] = [face.blendshapes[b] for b in BLENDSHAPES], face.mesh_presence
         scores[i] = face.valence_score
         val_labels.append(face.valence)
         boxes.append(face.box)
     seconds = time.perf_counter() - t0
     return {"probs": probs, "valence_score": scores, "valence": val_labels, "boxes": boxes,
-            "unreadable": unreadable, "photos_per_second": len(ids) / max(seconds, 1e-9)}
+            "unreadable": unreadable, "photos_per_second": len(ids) / max(seconds, 1e-9),
+            "blendshapes": blend, "mesh_presence": presence}
 
 
 def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list[str], classes: list[str]) -> dict:
@@ -103,21 +126,14 @@ def evaluate_pipeline(model: str | None, data: str, split: str = "test", split_f
     end to end on the photos of `data` in `split` (as `split_file` states, if given); with `mesh`,
     the face mesh is measured (and read together with the image where the model has a blendshape
     expert)."""
-    ds = load_dataset(data, 8, "gray", verbose=False)  # ids and labels only: the photos are read again
-    if split_file:
-        ds = ds.with_split_file(split_file)
-    part = ds if split == "all" else ds.split(split)
-    if len(part) == 0:
+    ds = labelled_photos(data, split_file)
+    if split != "all" and len(ds.split(split)) == 0:
         raise ValueError(f"{data} has no '{split}' split (has: {', '.join(sorted(set(ds.splits.tolist())))}; "
                          f"give --split-file or --split all)")
     analyzer = Analyzer(model, detector_model=detector_model, threads=threads, flip_tta=tta == "flip", mesh=mesh,
                         mesh_model=mesh_model)
     classes = analyzer.classes
-    mapping, missing = label_mapping(classes, ds.classes)
-    excluded = {c: int((part.labels == ds.classes.index(c)).sum()) for c in missing}
-    part = part.select(np.isin(part.labels, list(mapping)))
-    labels = np.array([mapping[j] for j in part.labels], np.int64)
-    ids = part.ids.tolist()
+    ids, labels, excluded = photos_of(ds, split, classes)
     pred = pipeline_predictions(analyzer, data, ids, progress)
     result = pipeline_metrics(pred["probs"], labels, pred["valence"], classes)
     result.update({"model": analyzer.classifier.model_path, "data": data, "split": split, "split_file": split_file,
