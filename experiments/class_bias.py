@@ -9,6 +9,10 @@ validation parts (fit on four folds, score the fifth), the rules:
   log-likelihood (convex and smooth, so small parts move it little);
 - grid_primary: the grid rule fitted on the primary source alone (FER+ PublicTest: thousands of
   people), so that web_faces val, whose rarer classes are one or two people each, only scores it;
+- grid_primary_x0.3, grid_primary_x0.6: those offsets shrunk towards zero (times 0.3, 0.6);
+- grid_primary_bagged: the mean of the grid_primary offsets fitted on BAGS bootstrap resamples of
+  the primary source (a step function of the offsets, fitted once, follows the few rare-class
+  photos of its part; the mean over resamples does less so);
 - prior: minus the log of the mean predicted probability of each class over the sources (the
   correction from the model's own prior to a uniform one; no labels used).
 The folds are drawn twice: by photo, and by person (no person in two folds; web_faces' rarer
@@ -38,7 +42,9 @@ from emoscope.metrics import BALANCE_MIN_SUPPORT, balanced_accuracy, softmax
 from emoscope.models.checkpoint import load_run_model, predict_logits
 from emoscope.train.config import TrainConfig
 
-RULES = ("none", "grid", "grid_primary", "balanced_nll", "prior")
+RULES = ("none", "grid", "grid_primary", "grid_primary_x0.3", "grid_primary_x0.6", "grid_primary_bagged",
+         "balanced_nll", "prior")
+BAGS = 16
 
 
 def offsets(rule: str, z: np.ndarray, y: np.ndarray, groups: np.ndarray, temperature: float) -> np.ndarray:
@@ -48,6 +54,12 @@ def offsets(rule: str, z: np.ndarray, y: np.ndarray, groups: np.ndarray, tempera
         return np.asarray(fit_class_bias(z, y, temperature, groups))
     if rule == "grid_primary":
         return np.asarray(fit_class_bias(z[groups == 0], y[groups == 0], temperature, groups[groups == 0]))
+    if rule.startswith("grid_primary_x"):
+        return float(rule.removeprefix("grid_primary_x")) * offsets("grid_primary", z, y, groups, temperature)
+    if rule == "grid_primary_bagged":
+        rng, primary = np.random.default_rng(0), np.flatnonzero(groups == 0)
+        resamples = [rng.choice(primary, len(primary)) for _ in range(BAGS)]
+        return np.mean([offsets("grid_primary", z[i], y[i], groups[i], temperature) for i in resamples], axis=0)
     parts = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     if rule == "prior":
         prior = np.mean([softmax(z[i], temperature).mean(0) for i in parts], axis=0)
