@@ -79,17 +79,25 @@ def majority_labels(votes: np.ndarray, classes: list[str]) -> np.ndarray:
     return np.array([index.get(int(t), -1) if ok else -1 for t, ok in zip(top, has_majority)], np.int64)
 
 
-def soft_targets(votes: np.ndarray, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def soft_targets(votes: np.ndarray, classes: list[str], own: np.ndarray | None = None,
+                 own_votes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(targets (N, C) float32 summing to 1, usable (N,) bool): the vote distribution over
     `classes` after dropping single votes; an image is usable when it has emotion votes in
-    `classes` and they outnumber its `unknown` + `NF` votes."""
+    `classes` and they outnumber its `unknown` + `NF` votes.
+
+    With `own` (each image's FER2013 label, an index into `classes`) and `own_votes` > 0, that
+    single annotator's label joins the distribution as `own_votes` more votes: FER+'s majority
+    reads many subtle expressions as neutral that single annotators (and in-the-wild collections)
+    call angry, sad or afraid, and this keeps part of what they see."""
     kept = _drop_single_votes(votes)
     cols = _class_columns(classes)
-    emotion = np.stack([kept[:, c] if c >= 0 else np.zeros(len(kept), np.int64) for c in cols], 1)
+    emotion = np.stack([kept[:, c] if c >= 0 else np.zeros(len(kept), np.int64) for c in cols], 1).astype(np.float64)
     not_face = kept[:, [VOTE_COLUMNS.index(c) for c in NOT_A_FACE]].sum(1)
+    usable = (emotion.sum(1) > 0) & (emotion.sum(1) > not_face)
+    if own is not None and own_votes > 0:
+        emotion = emotion + own_votes * np.eye(len(classes))[own]
     total = emotion.sum(1)
-    usable = (total > 0) & (total > not_face)
-    targets = emotion / np.maximum(total, 1)[:, None]
+    targets = emotion / np.maximum(total, 1e-9)[:, None]
     return targets.astype(np.float32), usable
 
 

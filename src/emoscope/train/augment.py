@@ -17,6 +17,7 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch.T
 def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> torch.Tensor:
     """Augment a float batch (N, C, H, W) with values in [0, 1]."""
     n = x.shape[0]
+    x = degrade(x, cfg, g)
     if cfg.eye_band > 0:
         x = eye_band(x, cfg.eye_band, g)
     angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * math.pi / 180
@@ -102,3 +103,100 @@ def mix(x: torch.Tensor, target: torch.Tensor, cfg: AugmentConfig,
     else:
         x = lam * x + (1 - lam) * x[perm]
     return x, lam * target + (1 - lam) * target[perm]
+
+
+# -- what real footage does to faces ------------------------------------------------------------
+# Each takes per-sample strengths in [0, 1] (0: untouched), so training draws them at random and
+# the robustness suite (evaluate/robustness.py) applies one fixed strength to a whole split.
+FACE_RADIUS = 0.85      # half-width of the face cylinder, in normalised crop coordinates
+MAX_TURN_DEG = 60.0     # strength 1 of a head turn
+MAX_BLUR_SIGMA = 0.04   # strength 1 of blur, as a fraction of the side
+MIN_LOWRES = 0.12       # strength 1 of a small face: the side it is shrunk to, as a fraction
+MAX_NOISE_SD = 0.06
+
+
+def head_turn(x: torch.Tensor, yaw_deg: torch.Tensor, pitch_deg: torch.Tensor) -> torch.Tensor:
+    """Turn each face by yaw (left/right) and pitch (up/down) degrees, modelling the head as a
+    cylinder of radius FACE_RADIUS about the crop's centre: a point at angle phi on the cylinder
+    is seen at R sin(phi + turn), so the near side widens and the far side is squeezed, which a
+    mirror or an in-plane rotation cannot do. Outside the cylinder the background stays."""
+    n, _, h, w = x.shape
+    r = FACE_RADIUS
+
+    def source(coord: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
+        phi = (torch.asin(coord.clamp(-r, r) / r) - turn).clamp(-math.pi / 2, math.pi / 2)
+        return torch.where(coord.abs() < r, r * torch.sin(phi), coord)
+
+    cols = (torch.arange(w, dtype=x.dtype) + 0.5) / w * 2 - 1
+    rows = (torch.arange(h, dtype=x.dtype) + 0.5) / h * 2 - 1
+    sx = source(cols.view(1, 1, w), (yaw_deg * math.pi / 180).to(x.dtype).view(n, 1, 1)).expand(n, h, w)
+    sy = source(rows.view(1, h, 1), (pitch_deg * math.pi / 180).to(x.dtype).view(n, 1, 1)).expand(n, h, w)
+    return F.grid_sample(x, torch.stack([sx, sy], -1), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def uneven_light(x: torch.Tensor, strength: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Dim, uneven light: a linear falloff across the face towards `direction` (radians) down to
+    1 - 0.7 * strength, then a gamma of 1 + 1.5 * strength (darker mid-tones)."""
+    n, _, h, w = x.shape
+    cols = (torch.arange(w, dtype=x.dtype) + 0.5) / w - 0.5
+    rows = (torch.arange(h, dtype=x.dtype) + 0.5) / h - 0.5
+    along = (cols.view(1, 1, w) * torch.cos(direction).view(n, 1, 1)
+             + rows.view(1, h, 1) * torch.sin(direction).view(n, 1, 1))  # -0.7..0.7
+    s = strength.to(x.dtype).view(n, 1, 1)
+    gain = 1 - 0.7 * s * (along + 0.71) / 1.42
+    gamma = (1 + 1.5 * strength.to(x.dtype)).view(n, 1, 1, 1)
+    return (x * gain.unsqueeze(1)).clamp(0, 1) ** gamma
+
+
+def gaussian_blur(x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """A separable Gaussian blur per sample, sigma = strength * MAX_BLUR_SIGMA * side."""
+    n, c, h, w = x.shape
+    sigma = (strength.to(x.dtype) * MAX_BLUR_SIGMA * max(h, w)).clamp(min=1e-3).view(n, 1)
+    half = max(1, int(math.ceil(3 * MAX_BLUR_SIGMA * max(h, w))))
+    taps = torch.arange(-half, half + 1, dtype=x.dtype).view(1, -1)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n * c, k)
+    y = x.reshape(1, n * c, h, w)
+    y = F.pad(y, (half, half, half, half), mode="replicate")
+    y = F.conv2d(y, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    y = F.conv2d(y, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return y.view(n, c, h, w)
+
+
+def low_resolution(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """A small face: shrink the batch to (1 - strength * (1 - MIN_LOWRES)) of its side with area
+    averaging, then back up bilinearly (one size a call: F.interpolate takes one size)."""
+    h, w = x.shape[2:]
+    frac = 1 - float(strength) * (1 - MIN_LOWRES)
+    small = F.interpolate(x, size=(max(4, round(h * frac)), max(4, round(w * frac))), mode="area")
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def sensor_noise(x: torch.Tensor, strength: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+    sd = (strength.to(x.dtype) * MAX_NOISE_SD).view(-1, 1, 1, 1)
+    return (x + sd * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+
+
+def _chosen(n: int, p: float, g: torch.Generator | None) -> torch.Tensor:
+    """A strength per sample: uniform in (0, 1] where chosen with probability p, else 0."""
+    return torch.where(torch.rand(n, generator=g) < p, torch.rand(n, generator=g), torch.zeros(n))
+
+
+def degrade(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> torch.Tensor:
+    """The real-footage augmentations of `cfg` (head turn, light, blur, small face, noise) on a
+    float batch in [0, 1], each at a random strength on a random share of the batch."""
+    n = x.shape[0]
+    if cfg.yaw or cfg.pitch:
+        x = head_turn(x, _uniform(n, -cfg.yaw, cfg.yaw, g), _uniform(n, -cfg.pitch, cfg.pitch, g))
+    if cfg.light:
+        x = uneven_light(x, _chosen(n, cfg.light, g), _uniform(n, -math.pi, math.pi, g))
+    if cfg.blur:
+        x = gaussian_blur(x, _chosen(n, cfg.blur, g))
+    if cfg.lowres:
+        small = torch.rand(n, generator=g) < cfg.lowres
+        if small.any():
+            x = x.clone()
+            x[small] = low_resolution(x[small], float(torch.rand(1, generator=g)))
+    if cfg.noise:
+        x = sensor_noise(x, _chosen(n, cfg.noise, g), g)
+    return x

@@ -26,6 +26,13 @@ class AugmentConfig:
     mixup: float = 0.0        # mixup alpha (0: off)
     cutmix: float = 0.0       # cutmix alpha (0: off); if both are on, each batch picks one
     eye_band: float = 0.0     # probability of a dark band across the eyes (sunglasses), before the affine
+    # What real footage does to faces (emoscope.train.augment.degrade; 0 turns each off):
+    yaw: float = 0.0          # head turned left/right by up to this many degrees (a cylinder-model warp)
+    pitch: float = 0.0        # head tilted up/down by up to this many degrees
+    light: float = 0.0        # probability of dim, uneven light (a gradient across the face, then a gamma)
+    blur: float = 0.0         # probability of a Gaussian blur (sigma up to 4% of the side)
+    lowres: float = 0.0       # probability of a small face: down to 12-50% of the side, then back up
+    noise: float = 0.0        # probability of sensor noise (sd up to 0.06)
 
     def scaled(self, strength: float) -> "AugmentConfig":
         """The same recipe with every geometric/photometric range multiplied by `strength`."""
@@ -48,6 +55,8 @@ class TrainConfig:
     data: str = opt("", "dataset folder, .zip or .csv (the primary source)")
     votes: str = opt("", "FER+ votes file for a FER2013 primary: majority-rule labels, vote distributions as "
                      "training targets (emoscope.data.ferplus)")
+    own_label_votes: float = opt(0.0, "with --votes: FER2013's own label joins the FER+ vote distribution of the "
+                                 "training targets as this many votes (0: FER+ votes only)")
     out: str = opt("runs/default", "run folder")
     model: str = opt("resnet_fer_s", "registered model name (see `emoscope models`)")
     model_kwargs: dict = opt(help="keyword arguments of the model", cli=False, factory=dict)
