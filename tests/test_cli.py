@@ -100,3 +100,18 @@ def test_webcam_headless_on_a_file(samples, yunet, tmp_path):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(lines) == 10 and "fps" in lines[0]
     assert len(pd.read_csv(tmp_path / "t.csv")) >= 1
+
+
+@pytest.mark.slow
+def test_every_n_keeps_every_face_and_person(samples, yunet):
+    """--every N analyses 1/N of the frames and keeps about 1/N of the face rows and the same
+    persons: the tracker counts analysed frames, not source frames."""
+    from emoscope import Analyzer
+    analyzer = Analyzer(detector_model=yunet)
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    rows = {}
+    for n in (1, 2, 3, 5, 10):
+        tl = analyzer.analyze_video(clip, every=n, progress=False)
+        rows[n] = len(tl)
+        assert len(tl.summary()) >= 8, (n, len(tl.summary()))
+        assert abs(rows[n] - rows[1] / n) <= 0.15 * rows[1] / n, rows

@@ -18,7 +18,7 @@ from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
 from ..runtime.landmarker import Landmarker
 from .face import Face
-from .tracking import Tracker, appearance, iou
+from .tracking import Tracker, appearance, iou, min_track_frames
 from .video import VideoReader, check_every
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def to_bgr(image) -> np.ndarray:
 # and on scene cuts; in between, each tracked face is re-detected in a window LOCAL_WINDOW times
 # its size around its predicted box, resized to LOCAL_SIDE pixels (benchmarks/bench_inference.py
 # measured the choice).
-DETECT_EVERY = 20
+DETECT_EVERY = 5
 LOCAL_WINDOW = 2.0
 LOCAL_SIDE = 96
 THUMBNAIL_SIDE = 64
@@ -63,7 +63,7 @@ class Analyzer:
     `model` is an ONNX path or an embedded model name ('expression-int8' by default, 'expression').
     `detector` is 'yunet' (default) or 'full-frame' (inputs already cropped to one face);
     `detector_model` is a YuNet path (else $EMOSCOPE_YUNET_MODEL, the cache, or a download).
-    In videos a full-frame detection runs every `detect_every` analysed frames and on scene cuts,
+    In videos a full-frame detection runs every `detect_every` source frames and on scene cuts,
     and tracked faces are re-detected in small windows in between (1: detect every frame).
     `mesh=True` adds MediaPipe's 478-point mesh, 52 blendshapes, head pose, gaze, eyes open,
     attention and approximate action units to every face (`mesh_model`: a face_landmarker.task,
@@ -168,10 +168,12 @@ class Analyzer:
                                 measures[i] if measures else None) for i, d in enumerate(dets)]
 
     # -- video ----------------------------------------------------------------------------------
-    def new_tracker(self, fps: float = 30.0) -> Tracker:
-        """Tracking state for one video or stream analysed at `fps` frames per second: tracks
-        survive gaps of up to half a second."""
-        return Tracker(max_gap=max(3, int(round(fps / 2))))
+    def new_tracker(self, fps: float = 30.0, every: int = 1) -> Tracker:
+        """Tracking state for one video or stream of `fps` frames per second of which every
+        `every`-th is analysed: tracks survive gaps of up to half a second, and the whole frame is
+        searched for new faces every `detect_every` source frames (at least every analysed one)."""
+        return Tracker(max_gap=max(3, int(round(fps / every / 2))),
+                       detect_every=max(1, int(round(self.detect_every / every))))
 
     def _redetect(self, frame: np.ndarray, box) -> Detection | None:
         """The face at `box` found again in a small square window around it, or None (no face
@@ -207,7 +209,7 @@ class Analyzer:
         tracks goes to the longer one). Returns the detections and, for re-detected ones, the id
         of their track."""
         cut = tracker.scene_cut(frame)
-        due = tracker.last_full is None or index - tracker.last_full >= self.detect_every
+        due = tracker.last_full is None or index - tracker.last_full >= tracker.detect_every
         if cut or due or self.local_detector is None:
             if cut:
                 tracker.end_all()
@@ -226,8 +228,9 @@ class Analyzer:
 
     def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int, mesh: bool | None = None) -> list[Face]:
         """One video or camera frame (BGR): faces with stable `track_id`s and temporally smoothed
-        probabilities (`raw_probs`: the frame's own). The same step serves files, cameras and the
-        WebSocket stream."""
+        probabilities (`raw_probs`: the frame's own). `index` counts the frames analysed with this
+        tracker (0, 1, 2, ...), not the source's frame numbers. The same step serves files,
+        cameras and the WebSocket stream."""
         dets, known = self._detect_tracked(frame, tracker, index)
         probs, gender = self._classify(frame, dets)
         measures = self._measure(frame, dets, mesh)
@@ -250,15 +253,17 @@ class Analyzer:
         Faces carry stable `track_id`s; their probabilities are temporally smoothed. A truncated
         file warns and yields what could be read."""
         video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
-        tracker = tracker or self.new_tracker(video.fps / video.every)
+        tracker = tracker or self.new_tracker(video.fps, video.every)
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=video.frame_count or None, desc=os.path.basename(str(video.source)), unit="frame",
                        file=sys.stderr, disable=None, leave=False)
         try:
-            for index, frame in video:
-                yield index, index / video.fps, frame, self.track_frame(frame, tracker, index)
+            # the tracker counts analysed frames (its gaps, velocities and detection schedule are
+            # in those), whatever `every` skips between them
+            for step, (index, frame) in enumerate(video):
+                yield index, index / video.fps, frame, self.track_frame(frame, tracker, step)
                 if bar is not None:
                     bar.update(video.frames_read - bar.n)
         finally:
@@ -272,10 +277,10 @@ class Analyzer:
         row per face per analysed frame, with one thumbnail per person."""
         from .timeline import Timeline
         video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
-        tracker = self.new_tracker(video.fps / video.every)
+        tracker = self.new_tracker(video.fps, video.every)
         rows = []
         for index, t, frame, faces in self.iter_video(video, tracker=tracker, progress=progress):
             if on_frame:
                 on_frame(index, t, frame, faces)
             rows.extend(Timeline.row(index, t, f) for f in faces)
-        return Timeline.from_rows(rows, self.classes, video.fps, tracker.thumbnails())
+        return Timeline.from_rows(rows, self.classes, video.fps, tracker.thumbnails(), min_track_frames(video.every))

@@ -34,8 +34,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         "recalls the rarer expressions better (README, The model)")
     p.add_argument("--mesh-model", help="face_landmarker.task (else $EMOSCOPE_LANDMARKER_MODEL, cache, download)")
     p.add_argument("--detect-every", type=every_arg, default=DETECT_EVERY,
-                   help=f"videos and cameras: full-frame face detection every N analysed frames and on scene cuts, "
-                        f"tracked faces re-detected in small windows in between (default {DETECT_EVERY}; 1: every frame)")
+                   help=f"videos and cameras: full-frame face detection every N source frames (at least every analysed "
+                        f"frame) and on scene cuts, tracked faces re-detected in small windows in between (default "
+                        f"{DETECT_EVERY}; 1: every frame)")
 
 
 def every_arg(value: str) -> int:

@@ -7,12 +7,19 @@ every track, since the people of a new shot are new tracks."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-MIN_TRACK_FRAMES = 4  # analysed frames; shorter tracks (1-3 frame flickers) stay out of summaries
+MIN_TRACK_FRAMES = 4  # source frames; shorter tracks (1-3 frame flickers) stay out of summaries
+
+
+def min_track_frames(every: int = 1) -> int:
+    """The analysed frames a track needs to count as a person when every `every`-th frame is
+    analysed: MIN_TRACK_FRAMES source frames, and never a single detection."""
+    return max(2, math.ceil(MIN_TRACK_FRAMES / every)) if every > 1 else MIN_TRACK_FRAMES
 
 
 def iou(a, b) -> float:
@@ -83,7 +90,7 @@ class Tracker:
 
     def __init__(self, iou_threshold: float = 0.3, max_center_shift: float = 0.6, max_gap: int = 15,
                  alpha: float = 0.4, reid_similarity: float = 0.7, reid_shift: float = 2.0,
-                 cut_threshold: float = 20.0):
+                 cut_threshold: float = 20.0, detect_every: int = 1):
         self.iou_threshold = iou_threshold
         self.max_center_shift = max_center_shift
         self.max_gap = max_gap
@@ -94,6 +101,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self.finished: list[Track] = []
         self.next_id = 1
+        self.detect_every = detect_every  # analysed frames between full-frame detections
         self.last_full: int | None = None
         self.signature: np.ndarray | None = None
 
