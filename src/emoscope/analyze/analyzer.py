@@ -18,6 +18,7 @@ from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
 from ..runtime.landmarker import Landmarker
 from .face import Face
+from .quality import assess
 from .tracking import Tracker, appearance, iou, min_track_frames
 from .video import VideoReader, check_every
 
@@ -136,8 +137,8 @@ class Analyzer:
         probs[fused] = self.expert.fuse(probs[fused], blend)
         return probs
 
-    def _make_face(self, det, probs: np.ndarray, gender: np.ndarray | None, m: FaceMesh | None, track_id=None,
-                   raw: np.ndarray | None = None) -> Face:
+    def _make_face(self, img: np.ndarray, det, probs: np.ndarray, gender: np.ndarray | None, m: FaceMesh | None,
+                   track_id=None, raw: np.ndarray | None = None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
         vs, vl = valence(p, self.fused_valence_rule if self._fused(m) else self.valence_rule)
         x, y, w, h = det.box
@@ -146,14 +147,19 @@ class Analyzer:
                     np.round(det.landmarks.astype(np.float64), 1).tolist() if det.landmarks is not None else None, track_id,
                     {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None,
                     {c: round(float(v), 5) for c, v in zip(self.classes, raw)} if raw is not None else None)
+        on_face = m is not None and m.presence >= PRESENCE_THRESHOLD
         if m is not None:
-            face.mesh, face.eyes_open, face.attention = m.mesh, m.eyes_open, m.attention
             face.mesh_presence = round(m.presence, 4)
+            face.expression_from = "image+blendshapes" if self._fused(m) else "image"
+        if on_face:  # a mesh that found no face measures nothing worth drawing or reporting
+            face.mesh, face.eyes_open, face.attention = m.mesh, m.eyes_open, m.attention
             face.head_pose = {k: round(v, 2) for k, v in m.head_pose.items()}
             face.gaze = {k: round(v, 2) for k, v in m.gaze.items()}
             face.blendshapes = {k: round(v, 4) for k, v in m.blendshapes.items()}
             face.action_units = {k: round(v, 4) for k, v in m.action_units().items()}
-            face.expression_from = "image+blendshapes" if self._fused(m) else "image"
+        fit = assess(img, det.box, det.landmarks, det.score, face.head_pose,
+                     m.presence if m is not None else None)
+        face.quality, face.readable, face.unreadable = fit.quality, fit.readable, fit.reason
         return face
 
     def analyze(self, image, mesh: bool | None = None) -> list[Face]:
@@ -164,7 +170,7 @@ class Analyzer:
         probs, gender = self._classify(img, dets)
         measures = self._measure(img, dets, mesh)
         probs = self._with_blendshapes(probs, measures)
-        return [self._make_face(d, probs[i], gender[i] if gender is not None else None,
+        return [self._make_face(img, d, probs[i], gender[i] if gender is not None else None,
                                 measures[i] if measures else None) for i, d in enumerate(dets)]
 
     # -- video ----------------------------------------------------------------------------------
@@ -237,7 +243,7 @@ class Analyzer:
         probs = self._with_blendshapes(probs, measures)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
-        return [self._make_face(d, smooth[i], gender[i] if gender is not None else None,
+        return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None,
                                 measures[i] if measures else None, ids[i], probs[i]) for i, d in enumerate(dets)]
 
     @staticmethod

@@ -1,5 +1,5 @@
 """Draw results on images: a box coloured by valence, the label with its probability, and a small
-bar per class, placed where they cover no other face; optionally the face mesh and a timecode.
+bar per class (a face the fit flag finds unreadable: a dark grey box that says so), placed where they cover no other face; optionally the face mesh and a timecode.
 `AnnotatedVideo` writes annotated frames as H.264 that browsers play (the `video` extra)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 from .face import Face
 
 VALENCE_BGR = {"positive": (80, 200, 60), "negative": (60, 60, 230), "neutral": (200, 200, 200)}
+UNREADABLE_BGR = (90, 90, 90)  # a face the fit flag could not read: no label, no bars
 CLASS_COLORS_RGB = {
     "angry": (214, 39, 40), "disgust": (140, 86, 75), "fear": (148, 103, 189), "happy": (255, 187, 30),
     "neutral": (160, 160, 160), "sad": (31, 119, 180), "surprise": (44, 160, 44), "contempt": (227, 119, 194),
@@ -45,12 +46,14 @@ def draw_faces(image: np.ndarray, faces: list[Face], bars: bool = True, fps: flo
     taken = [tuple(f.box) for f in faces]
     for f in faces:
         x, y, w, h = f.box
-        color = VALENCE_BGR[f.valence]
+        readable = f.readable is not False
+        color = VALENCE_BGR[f.valence] if readable else UNREADABLE_BGR
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thick)
         if mesh and f.mesh is not None:
             for px, py in f.mesh[:, :2].astype(int):
                 cv2.circle(out, (int(px), int(py)), 1, (255, 230, 120), -1)
-        tag = f"{f.label} {f.confidence:.0%}" + (f" #{f.track_id}" if f.track_id is not None else "")
+        tag = (f"{f.label} {f.confidence:.0%}" if readable else "unreadable") + (
+            f" #{f.track_id}" if f.track_id is not None else "")
         if f.gender:
             tag += f" {max(f.gender, key=f.gender.get)}"
         (tw, th), base = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
@@ -63,7 +66,7 @@ def draw_faces(image: np.ndarray, faces: list[Face], bars: bool = True, fps: flo
         cv2.rectangle(out, (lx, ly), (lx + lw, ly + lh), color, -1)
         cv2.putText(out, tag, (lx + 3, ly + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (20, 20, 20), thick,
                     cv2.LINE_AA)
-        if bars:
+        if bars and readable:
             bw, bh = int(126 * scale), (int(14 * scale) + 2) * len(f.probs)
             side = _free_spot([(x + w + 6, y, bw, bh), (x - bw - 6, y, bw, bh)], [t for t in taken if t != tuple(f.box)],
                               w_img, h_img)

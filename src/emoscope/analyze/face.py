@@ -30,6 +30,10 @@ class Face:
     mesh_presence: float | None = None          # the landmarker's confidence that the mesh is on a face, 0..1
     expression_from: str | None = None          # "image", or "image+blendshapes" where the model's blendshape
                                                 # expert read the expression together with the image
+    # the fit flag (emoscope.analyze.quality): can this face be read at all?
+    quality: float | None = None                # 0..1; 0.5 at the nearest limit
+    readable: bool | None = None                # False: keep the probabilities, never count the expression
+    unreadable: str | None = None               # why not, in plain words ("head turned sideways; too dark")
 
     @property
     def confidence(self) -> float:

@@ -2,7 +2,8 @@
 analysed frame, and one row with `success` 0 for each analysed frame in which no face was found.
 
 Columns: frame, timestamp (s), face_id (the person's track), confidence (the detector's score),
-success, the box (x, y, w, h), label, the smoothed probabilities (one column per class), the
+success, the box (x, y, w, h), quality, readable and unreadable (the fit flag and its reason:
+`emoscope.analyze.quality`), label, the smoothed probabilities (one column per class), the
 frame's own probabilities (raw_<class>), valence, valence_score, the five detector landmarks
 (lm0_x ... lm4_y: the eyes, the nose tip, the mouth corners), and with the face mesh:
 mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the 52 blendshapes, the approximate action
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .face import Face
-from .timeline import measures
+from .timeline import fit_columns, measures
 
 DETECTOR_POINTS = 5
 
@@ -24,7 +25,7 @@ def face_row(frame: int, time: float, face: Face) -> dict:
     row = {"frame": frame, "timestamp": round(time, 4), "face_id": face.track_id, "confidence": face.score,
            "success": 1, "x": x, "y": y, "w": w, "h": h, "label": face.label, **face.probs,
            **{f"raw_{c}": v for c, v in (face.raw_probs or {}).items()},
-           "valence": face.valence, "valence_score": face.valence_score}
+           "valence": face.valence, "valence_score": face.valence_score, **fit_columns(face)}
     for i, (px, py) in enumerate(face.landmarks or []):
         row[f"lm{i}_x"], row[f"lm{i}_y"] = px, py
     row.update(measures(face))

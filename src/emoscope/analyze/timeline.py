@@ -12,14 +12,29 @@ from .face import Face
 from .tracking import MIN_TRACK_FRAMES
 
 BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
+MIN_READABLE_SHARE = 0.2  # a person read in fewer of their frames has no dominant expression ("unreadable")
+
+
+def fit_columns(face: Face) -> dict:
+    """The fit flag as columns: quality, readable, unreadable (the reason; empty when readable)."""
+    if face.readable is None:
+        return {}
+    return {"quality": face.quality, "readable": bool(face.readable), "unreadable": face.unreadable or ""}
+
+
+def readable_rows(df: pd.DataFrame) -> pd.Series:
+    """Which rows count as an expression: readable faces (every row of a table without the flag)."""
+    return df["readable"].astype(bool) if "readable" in df else pd.Series(True, index=df.index)
 
 
 def measures(face: Face) -> dict:
     """The face-mesh measures of a face as flat columns (none without `Analyzer(mesh=True)`):
     mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention,
     the blendshapes by name and the approximate action units (AU01, ...)."""
-    if face.head_pose is None:
+    if face.mesh_presence is None:
         return {}
+    if face.head_pose is None:  # the mesh found no face: its presence, nothing measured
+        return {"mesh_presence": face.mesh_presence, "expression_from": face.expression_from}
     return {"mesh_presence": face.mesh_presence, "expression_from": face.expression_from, **face.head_pose,
             "gaze_yaw": face.gaze["yaw"], "gaze_pitch": face.gaze["pitch"],
             "eyes_open": face.eyes_open, "attention": face.attention, **face.blendshapes, **face.action_units}
@@ -43,7 +58,7 @@ class Timeline(pd.DataFrame):
         x, y, w, h = face.box
         return {"frame": frame, "time": round(time, 4), "track": face.track_id, "x": x, "y": y, "w": w, "h": h,
                 "score": face.score, **face.probs, "label": face.label, "valence": face.valence,
-                "valence_score": face.valence_score,
+                "valence_score": face.valence_score, **fit_columns(face),
                 **{f"gender_{c}": v for c, v in (face.gender or {}).items()}, **measures(face)}
 
     @classmethod
@@ -60,7 +75,8 @@ class Timeline(pd.DataFrame):
 
     def summary(self, thumbnail_dir: str | None = None) -> pd.DataFrame:
         """One row per person (short tracks left out): time on screen, dominant expression, share
-        of analysed frames per expression, mean valence, the peak positive and negative moments,
+        of readable frames per expression (unreadable frames counted apart; a person readable in
+        under MIN_READABLE_SHARE of their frames has "unreadable" as dominant), mean valence, the peak positive and negative moments,
         and a `thumbnail` of the face: a BGR array, or with `thumbnail_dir` the path of a PNG
         written there (person<track>.png)."""
         classes = self.classes
@@ -69,25 +85,38 @@ class Timeline(pd.DataFrame):
             os.makedirs(thumbnail_dir, exist_ok=True)
         out = []
         df = pd.DataFrame(self)
-        for track, g in df[~df["short_track"].astype(bool)].groupby("track"):
+        for track, every_row in df[~df["short_track"].astype(bool)].groupby("track"):
+            g = every_row[readable_rows(every_row)]
+            if len(g) == 0 or len(g) < MIN_READABLE_SHARE * len(every_row):  # a person seen, too rarely readable
+                out.append({"track": int(track), "frames": len(every_row), "unreadable_frames": len(every_row),
+                            "first_s": float(every_row["time"].min()), "last_s": float(every_row["time"].max()),
+                            "dominant": "unreadable"})
+                out[-1]["thumbnail"] = self._thumbnail(thumbs, track, thumbnail_dir)
+                continue
             share = g["label"].value_counts(normalize=True)
             mean_probs = g[classes].mean()
             pos, neg = g["valence_score"].idxmax(), g["valence_score"].idxmin()
             out.append({
-                "track": int(track), "frames": len(g), "first_s": float(g["time"].min()),
-                "last_s": float(g["time"].max()), "dominant": str(mean_probs.idxmax()),
+                "track": int(track), "frames": len(every_row), "unreadable_frames": len(every_row) - len(g),
+                "first_s": float(every_row["time"].min()), "last_s": float(every_row["time"].max()),
+                "dominant": str(mean_probs.idxmax()),
                 **{f"share_{c}": round(float(share.get(c, 0.0)), 4) for c in classes},
                 "mean_valence": round(float(g["valence_score"].mean()), 4),
                 "peak_positive_s": float(g.at[pos, "time"]), "peak_positive": round(float(g.at[pos, "valence_score"]), 4),
                 "peak_negative_s": float(g.at[neg, "time"]), "peak_negative": round(float(g.at[neg, "valence_score"]), 4),
             })
-            thumb = thumbs.get(int(track))
-            if thumb is not None and thumbnail_dir:
-                path = os.path.join(thumbnail_dir, f"person{int(track)}.png")
-                cv2.imwrite(path, thumb)
-                thumb = path
-            out[-1]["thumbnail"] = thumb
+            out[-1]["thumbnail"] = self._thumbnail(thumbs, track, thumbnail_dir)
         return pd.DataFrame(out)
+
+    @staticmethod
+    def _thumbnail(thumbs: dict, track, thumbnail_dir: str | None):
+        """A person's face picture: the BGR array, or with `thumbnail_dir` the PNG written there."""
+        thumb = thumbs.get(int(track))
+        if thumb is not None and thumbnail_dir:
+            path = os.path.join(thumbnail_dir, f"person{int(track)}.png")
+            cv2.imwrite(path, thumb)
+            thumb = path
+        return thumb
 
     def plot(self, path: str | None = None):
         """Expression probabilities over time (stacked) and valence, one panel per person (short
@@ -100,6 +129,7 @@ class Timeline(pd.DataFrame):
         df = pd.DataFrame(self)
         df = df[~df["short_track"].astype(bool)]
         tracks = sorted(df["track"].unique())
+        df.loc[~readable_rows(df), list(self.classes) + ["valence_score"]] = np.nan  # gaps, never an expression
         n = max(1, len(tracks))
         fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
         for ax, track in zip(axes[:, 0], tracks):

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..analyze.timeline import readable_rows
 from ..labels import EXPRESSIONS
 from ..report import PlottingUnavailable, png_tag, table, write_html
 from .store import read_table, schemas
@@ -45,7 +46,8 @@ def viewer_seconds(faces: pd.DataFrame, classes: list[str], offsets: dict[str, f
     """One row per viewer (recording) per second of the stimulus in which a face was found. Time
     is counted from where the stimulus starts in each recording (`offsets`, seconds; 0 when not
     given) and frames outside the stimulus (before it starts, or after `length`) are left out.
-    The viewer is the largest face of each analysed frame; a second's valence and probabilities
+    The viewer is the largest face of each analysed frame, counted only where the fit flag finds
+    it readable; a second's valence and probabilities
     are the means over its frames, its label the most probable mean class, `attentive` the share
     of its frames facing the camera (when the faces carry the mesh's `attention`)."""
     columns = ["viewer", "second", *classes, "valence", "label", "attentive"]
@@ -54,6 +56,7 @@ def viewer_seconds(faces: pd.DataFrame, classes: list[str], offsets: dict[str, f
         return pd.DataFrame(columns=columns)
     v = v.assign(area=v["w"] * v["h"])
     v = v.loc[v.groupby(["source", "frame"])["area"].idxmax()]
+    v = v[readable_rows(v)]  # the viewer's face could not be read: no expression that frame
     t = v["time_s"] - v["source"].map(lambda src: offset_of(src, offsets)).astype(float)
     v = v.assign(t=t)[(t >= 0) & ((t < length) if length else True)]
     if v.empty:

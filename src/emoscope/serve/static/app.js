@@ -1,5 +1,6 @@
 // emoscope web page: upload a photo or video, or stream the camera over a WebSocket.
 const VALENCE_MARK = { positive: "+", negative: "\u2212", neutral: "\u00b7" };
+const UNREADABLE_COLOR = "#5a5a5a";  // a face the fit flag could not read (as in annotated output)
 // One colour per expression, shared by boxes, bars and the expression view.
 const CLASS_COLORS = { angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#ffbb1e", neutral: "#a0a0a0",
   sad: "#1f77b4", surprise: "#2ca02c", contempt: "#e377c2" };
@@ -22,11 +23,12 @@ function drawFaces(ctx, faces, scale = 1) {
   ctx.font = "16px system-ui";
   for (const f of faces) {
     const [x, y, w, h] = f.box.map((v) => v * scale);
-    const color = CLASS_COLORS[f.label] || "#fff";  // the box says the expression; the tag adds valence
+    const readable = f.readable !== false;  // the fit flag: an unreadable face gets no expression
+    const color = readable ? CLASS_COLORS[f.label] || "#fff" : UNREADABLE_COLOR;  // the box says the expression
     ctx.strokeStyle = color;
     ctx.strokeRect(x, y, w, h);
-    const tag = `${f.label} ${Math.round(f.probs[f.label] * 100)}% ${VALENCE_MARK[f.valence] || ""}` +
-      (f.track_id ? ` #${f.track_id}` : "");
+    const tag = (readable ? `${f.label} ${Math.round(f.probs[f.label] * 100)}% ${VALENCE_MARK[f.valence] || ""}`
+      : "unreadable") + (f.track_id ? ` #${f.track_id}` : "");
     const tw = ctx.measureText(tag).width + 8;
     ctx.fillStyle = color;
     ctx.fillRect(x, Math.max(0, y - 22), tw, 22);
@@ -38,6 +40,9 @@ function drawFaces(ctx, faces, scale = 1) {
 function faceList(faces) {
   if (!faces.length) return "<p>No faces found.</p>";
   return faces.map((f, i) => {
+    if (f.readable === false) {
+      return `<div class="face"><b>Face ${i + 1}</b>: unreadable (${f.unreadable}); no expression is read from it</div>`;
+    }
     const bars = Object.entries(f.probs).sort((a, b) => b[1] - a[1]).map(([k, p]) =>
       `<div class="prob"><span>${k}</span><span class="track"><span class="bar" style="width:${(p * 100).toFixed(1)}%;` +
       `background:${CLASS_COLORS[k] || "#4c78a8"}"></span></span><span>${(p * 100).toFixed(1)}%</span></div>`).join("");
@@ -157,7 +162,7 @@ function expressionChart(canvas, rows, order) {
     const y = 30 + 22 * i;
     ctx.fillStyle = trackColor(track, order); ctx.fillText(`#${track}`, 20, y + 13);
     for (const r of rows) if (String(r.track) === track) {
-      ctx.fillStyle = CLASS_COLORS[r.label] || "#888";
+      ctx.fillStyle = r.readable === false ? UNREADABLE_COLOR : CLASS_COLORS[r.label] || "#888";
       ctx.fillRect(X(r.time), y, step, 16);
     }
   });
