@@ -52,6 +52,9 @@ VERBS = [
      "ad test: many viewers' recordings aggregated second by second",
      "Recordings of viewers watching one stimulus: per-second valence with 95% CIs, expression shares, "
      "peaks across viewers, engagement, groups; CSV, charts and an HTML report."),
+    ("agree", "coding.cli", "add_arguments", "run", "compare emoscope with your own human coding (ELAN, BORIS, CSV)",
+     "Frame-level Cohen's kappa, agreement, per-class F1, confusion, valence, event onsets and Krippendorff's "
+     "alpha between emoscope's frame table and one or more human codings; JSON summary and an HTML report."),
     ("serve", "serve.cli", "add_arguments", "run", "REST + WebSocket API and web page (needs the 'serve' extra)",
      "Serve the analyzer over HTTP: /v1/analyze, /v1/videos, /v1/stream, web page at /."),
 ]

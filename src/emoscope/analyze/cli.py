@@ -55,7 +55,20 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="json", choices=["json", "csv", "parquet"], help="per-face results format")
     p.add_argument("--annotate", action="store_true", help="write annotated images / videos")
     p.add_argument("--every", type=every_arg, default=1, help="analyse every N-th video frame")
+    p.add_argument("--coding", type=coding_formats, default=[],
+                   help="videos: also write the coding for a coder's tools, comma-separated: elan (NAME.eaf: an "
+                        "expression and a valence tier per person) and/or boris (NAME.boris.tsv: state events)")
     add_common(p)
+
+
+def coding_formats(value: str) -> list[str]:
+    """argparse type of --coding: a comma list of elan, boris."""
+    from ..coding import CODING_FORMATS
+    chosen = [v.strip().lower() for v in value.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in CODING_FORMATS]
+    if bad or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(CODING_FORMATS)} (comma-separated), not {value!r}")
+    return chosen
 
 
 def analyzer_options(args) -> dict:
@@ -131,6 +144,10 @@ def analyze_video(analyzer, path: str, args, name: str) -> dict:
     except ImportError:
         print("note: no frames.parquet without pyarrow (pip install 'emoscope[batch]'); frames.csv has the same "
               "table", file=sys.stderr)
+    codings = []
+    if args.coding:
+        from ..coding import write_codings
+        codings = write_codings(frames, path, stem, args.coding, video.fps / video.every)
     tl.to_csv(stem + ".timeline.csv", index=False)
     if args.format != "csv":
         write_table(pd.DataFrame(tl), stem + ".timeline", args.format)
@@ -159,7 +176,7 @@ def analyze_video(analyzer, path: str, args, name: str) -> dict:
     return {"file": path, "kind": "video", "frames": len(records), "rows": len(tl),
             "frames_without_face": int((frames["success"] == 0).sum()) if len(frames) else 0,
             "people": int(summary.shape[0]), "timeline": stem + ".timeline.csv", "frame_table": stem + ".frames.csv",
-            "report": stem + ".report.html"}
+            "report": stem + ".report.html", **({"codings": codings} if codings else {})}
 
 
 def run_analyze(args) -> int:
