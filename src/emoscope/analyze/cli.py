@@ -12,7 +12,7 @@ import warnings
 import cv2
 import pandas as pd
 
-from ..images import ImageDecodeError
+from ..images import DEFAULT_MAX_PIXELS, ImageDecodeError
 from ..report import PlottingUnavailable, png_tag, table, write_html
 from .analyzer import DETECT_EVERY
 from .inputs import expand_inputs, is_video
@@ -52,9 +52,13 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="images, videos, folders (recursive), glob patterns, or .txt/.csv files "
                                               "listing paths")
     p.add_argument("--out", default="emoscope-out", help="output folder (default: emoscope-out)")
-    p.add_argument("--format", default="json", choices=["json", "csv", "parquet"], help="per-face results format")
+    p.add_argument("--format", default="json", choices=["json", "csv", "parquet"],
+                   help="per-face results format (default: json; parquet needs the 'batch' extra)")
     p.add_argument("--annotate", action="store_true", help="write annotated images / videos")
-    p.add_argument("--every", type=every_arg, default=1, help="analyse every N-th video frame")
+    p.add_argument("--every", type=every_arg, default=1, help="analyse every N-th video frame (default: 1)")
+    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                   help=f"photos larger than this many megapixels are refused (default: {DEFAULT_MAX_PIXELS / 1e6:.0f}); "
+                        f"raise it for very large photos (memory grows with it)")
     p.add_argument("--coding", type=coding_formats, default=[],
                    help="videos: also write the coding for a coder's tools, comma-separated: elan (NAME.eaf: an "
                         "expression and a valence tier per person) and/or boris (NAME.boris.tsv: state events)")
@@ -111,12 +115,12 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def analyze_video(analyzer, path: str, args, name: str) -> dict:
+def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
+    """One opened video (`VideoReader`) analysed into the timeline, frame table, summary, report,
+    codings and annotated video of `args`."""
     from .annotate import AnnotatedVideo, draw_faces, timecode
     from .frames import frame_table
-    from .video import VideoReader
     stem = os.path.join(args.out, name)
-    video = VideoReader(path, args.every)
     writer = AnnotatedVideo(stem + ".annotated.mp4", video.fps / video.every) if args.annotate else None
     records = []
 
@@ -182,13 +186,18 @@ def analyze_video(analyzer, path: str, args, name: str) -> dict:
 def run_analyze(args) -> int:
     from tqdm import tqdm
 
-    from .analyzer import to_bgr
+    from ..images import read_image
     from .annotate import draw_faces
+    from .video import VideoReader
+    from ..cli import CLIError, writable_folder
     files = expand_inputs(args.inputs)
     if not files:
-        print("emoscope analyze: nothing to analyse", file=sys.stderr)
-        return 2
-    os.makedirs(args.out, exist_ok=True)
+        raise CLIError("nothing to analyse: no photo or video found in the inputs")
+    if args.format == "parquet":
+        import pyarrow  # noqa: F401  (missing: the 'batch' extra is named before any work is done)
+    if args.max_pixels <= 0:
+        raise CLIError("--max-pixels must be above 0", 2)
+    writable_folder(args.out)
     analyzer = make_analyzer(args)
     images = [f for f in files if not is_video(f)]
     videos = [f for f in files if is_video(f)]
@@ -196,17 +205,23 @@ def run_analyze(args) -> int:
     names = output_names(files)
     for path in tqdm(images, desc="images", unit="img", disable=None if len(images) > 1 else True, file=sys.stderr):
         try:
-            img = to_bgr(path)
+            img = read_image(path, "bgr", int(args.max_pixels * 1e6))
         except (ImageDecodeError, OSError) as exc:
-            skipped.append({"file": path, "reason": str(exc)})
-            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            reason = getattr(exc, "strerror", None) or str(exc)
+            if "pixel limit" in reason:
+                reason += " (--max-pixels raises it)"
+            skipped.append({"file": path, "reason": reason})
+            print(f"warning: skipped {path}: {reason}", file=sys.stderr)
             continue
         faces = analyzer.analyze(img)
         per_file.append({"file": path, "faces": [f.to_dict() for f in faces]})
+        if not faces:  # the table says so too, rather than leaving the photo out
+            rows.append({"file": path, "face": None, "label": "no face"})
         for i, f in enumerate(faces):
             rows.append({"file": path, "face": i, "x": f.box[0], "y": f.box[1], "w": f.box[2], "h": f.box[3],
                          "score": f.score, "label": f.label, **f.probs, "valence": f.valence,
-                         "valence_score": f.valence_score,
+                         "valence_score": f.valence_score, "quality": f.quality, "readable": f.readable,
+                         "unreadable": f.unreadable or "",
                          **({"gender": max(f.gender, key=f.gender.get)} if f.gender else {})})
         if args.annotate:
             cv2.imwrite(os.path.join(args.out, names[path] + ".annotated.jpg"), draw_faces(img, faces))
@@ -221,16 +236,21 @@ def run_analyze(args) -> int:
     video_results = []
     for path in videos:
         try:
-            video_results.append(analyze_video(analyzer, path, args, names[path]))
+            video = VideoReader(path, args.every)
         except (ValueError, OSError) as exc:  # a broken video is skipped; the others are analysed
             skipped.append({"file": path, "reason": str(exc)})
             print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
+        video_results.append(analyze_video(analyzer, video, path, args, names[path]))
     image_faces = sum(len(p["faces"]) for p in per_file)
     print(json.dumps({"images": len(per_file), "image_faces": image_faces, "videos": len(video_results),
                       "video_frames": sum(v["frames"] for v in video_results),
                       "video_face_rows": sum(v["rows"] for v in video_results),
                       "persons": sum(v["people"] for v in video_results), "skipped": skipped,
                       "video_results": video_results, **outputs}, indent=1))
+    if not per_file and not video_results:
+        print(f"emoscope analyze: nothing could be analysed ({len(skipped)} input(s) skipped)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -246,8 +266,14 @@ def run_webcam(args) -> int:
     from .annotate import draw_faces
     from .timeline import Timeline
     from .video import VideoReader
+    from ..cli import CLIError
     analyzer = make_analyzer(args)
-    video = VideoReader(args.source, max_frames=args.max_frames)
+    try:
+        video = VideoReader(args.source, max_frames=args.max_frames)
+    except ValueError:
+        what = f"camera {args.source}" if str(args.source).isdigit() else args.source
+        raise CLIError(f"cannot open {what}" + (" (no camera there, or another program is using it)"
+                                                 if str(args.source).isdigit() else "")) from None
     tracker = analyzer.new_tracker(video.fps)
     rows, t_last, fps = [], time.perf_counter(), 0.0
     window = not args.no_window

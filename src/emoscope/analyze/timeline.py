@@ -150,7 +150,8 @@ class Timeline(pd.DataFrame):
                 inset.axis("off")
         if len(tracks) == 0:
             axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
-        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+        if len(tracks):
+            axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
         axes[-1, 0].set_xlabel("time (s)")
         fig.tight_layout()
         if path:

@@ -34,7 +34,12 @@ class VideoReader:
         self.prefetch = prefetch
         self.max_pixels = max_pixels
         self.is_camera = str(source).isdigit()
-        self.cap = cv2.VideoCapture(int(source) if self.is_camera else str(source))
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says it in plain words
+        try:
+            self.cap = cv2.VideoCapture(int(source) if self.is_camera else str(source))
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self.cap.isOpened():
             raise ValueError(f"cannot open video {source!r}")
         fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0

@@ -499,6 +499,37 @@ def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = Non
                         stimulus)
 
 
+TABLES_WRITTEN = ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group", "group_sizes",
+                  "group_tests")
+CHARTS_WRITTEN = ("valence", "expressions", "groups")
+
+
+def clear_report(out: str) -> None:
+    """Remove what an earlier report wrote in `out` (tables, charts, stills, the stimulus copy, the
+    HTML and PDF), so a re-run leaves no file of the previous one; the batch folder stays."""
+    if not os.path.isdir(out):
+        return
+    own = {f"{t}.csv" for t in TABLES_WRITTEN} | {f"{c}.png" for c in CHARTS_WRITTEN} | {
+        "report.html", "report.pdf", "stimulus.mp4"}
+    for name in os.listdir(out):
+        if name in own or (name.startswith("moment-") and name.endswith(".png")):
+            os.remove(os.path.join(out, name))
+
+
+def check_stimulus(path: str) -> None:
+    """The stimulus exists and is a video that can be read (checked before any work)."""
+    from ..analyze.video import VideoReader
+    if not os.path.isfile(path):
+        raise ValueError(f"the stimulus {path} does not exist")
+    try:
+        with VideoReader(path, max_frames=1) as reader:
+            first = next(iter(reader), None)
+    except (ValueError, OSError):
+        first = None
+    if first is None:
+        raise ValueError(f"the stimulus {path} cannot be read as a video")
+
+
 def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: dict[str, str] | None = None,
                  title: str = "Campaign", offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
     """CSV tables, PNG charts, report.html and report.pdf under `out` from the faces and manifest
@@ -507,9 +538,9 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
     each moment."""
     length = stimulus_info(stimulus)[0] if stimulus else None
     res = aggregate(faces, manifest, groups, offsets, length)
+    clear_report(out)
     os.makedirs(out, exist_ok=True)
-    for name in ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group", "group_sizes",
-                 "group_tests"):
+    for name in TABLES_WRITTEN:
         if name in res:
             res[name].to_csv(os.path.join(out, f"{name}.csv"), index=False)
     viewers, curve, peaks = res["viewers"], res["per_second"], res["peaks"]

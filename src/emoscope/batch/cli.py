@@ -41,30 +41,43 @@ def make_job(args):
     except ImportError as exc:
         raise RuntimeError(f"batch output is Parquet ({exc}): pip install 'emoscope[batch]'") from None
     if args.commit_every < 1:
-        raise ValueError("--commit-every must be at least 1")
+        from ..cli import CLIError
+        raise CLIError("--commit-every must be at least 1", 2)
     return BatchJob(args.out, analyzer_options(args), args.every, args.engine, args.workers, args.address,
                     sources_per_part=args.commit_every, retry_failed=not args.keep_failed)
 
 
-def run_sources(inputs: list[str], job) -> dict:
-    """Expand the inputs and run the batch job over them; prints and returns its summary."""
+def expand_sources(inputs: list[str], what: str = "photos or videos") -> tuple[list[str], list[str]]:
+    """The files of `inputs` and the inputs that matched nothing; nothing at all is an error."""
     from ..analyze.inputs import expand_inputs
-    from .job import run_batch, summary_line
+    from ..cli import CLIError
     missing: list[str] = []
     sources = expand_inputs(inputs, missing=missing)
+    if not sources:
+        raise CLIError(f"nothing to analyse: no {what} found in {', '.join(inputs)}")
+    return sources, missing
+
+
+def run_sources(sources: list[str], missing: list[str], job) -> dict:
+    """Run the batch job over the sources; prints and returns its summary."""
+    from .job import run_batch, summary_line
     summary = run_batch(sources, job, missing)
     print(summary_line(summary), file=sys.stderr)
     return summary
 
 
 def run_batch_cli(args) -> int:
+    from ..cli import writable_folder
+    sources, missing = expand_sources(args.inputs)
+    writable_folder(args.out)
     try:
-        summary = run_sources(args.inputs, make_job(args))
-    except (ValueError, RuntimeError) as exc:
+        summary = run_sources(sources, missing, make_job(args))
+    except (ValueError, RuntimeError) as exc:  # the --out folder cannot take this command (usage)
         print(f"emoscope batch: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
-    return 0
+    nothing_done = summary["done"] == 0 and summary["already_recorded"] == 0
+    return 1 if nothing_done and summary["failed"] else 0
 
 
 def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,17 +94,20 @@ def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_campaign(args) -> int:
-    from .campaign import read_groups, read_offsets, write_campaign
+    from ..cli import writable_folder
+    from .campaign import check_stimulus, read_groups, read_offsets, write_campaign
     try:
         groups = read_groups(args.groups) if args.groups else None
         offsets = read_offsets(args.offsets) if args.offsets else None
-        if args.stimulus and not os.path.isfile(args.stimulus):
-            raise ValueError(f"the stimulus {args.stimulus} does not exist")
+        if args.stimulus:
+            check_stimulus(args.stimulus)  # before any recording is analysed
+        sources, missing = expand_sources(args.videos, "recordings")
+        writable_folder(args.out)
         job = make_job(args)
         job.out = os.path.join(args.out, "batch")
-        run_sources(args.videos, job)
+        run_sources(sources, missing, job)
         report = write_campaign(job.out, args.out, groups, args.title, offsets, args.stimulus)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:  # a file named by an option cannot be used (usage)
         print(f"emoscope campaign: {exc}", file=sys.stderr)
         return 2
     print(f"campaign report: {report}", file=sys.stderr)
