@@ -156,3 +156,31 @@ def test_class_bias_recovers_an_under_predicted_class():
     assert bias[2] - min(bias[:2]) > 0.5 and after > before + 0.05, (bias, before, after)
     flat = np.zeros((30, 3))
     assert fit_class_bias(flat, np.zeros(30, int), 1.0, np.zeros(30, int)) == [0.0, 0.0, 0.0]
+
+
+def test_class_offsets_for_macro_f1_stay_within_their_cap():
+    from emoscope.evaluate.calibration import fit_class_bias
+    from emoscope.metrics import summary
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    logits = rng.normal(size=(600, 3))
+    logits[np.arange(600), labels] += 1.0
+    logits[:, 0] += 1.5  # a model that says class 0 far too often
+    groups = np.zeros(600, int)
+    bias = np.array(fit_class_bias(logits, labels, 1.0, groups, objective="macro_f1", cap=1.0))
+    assert np.abs(bias).max() <= 1.0 and bias[0] < 0
+    assert summary(labels, (logits + bias).argmax(1), 3)["macro_f1"] > summary(labels, logits.argmax(1), 3)["macro_f1"]
+    with pytest.raises(ValueError, match="objective"):
+        fit_class_bias(logits, labels, 1.0, groups, objective="accuracy")
+
+
+def test_fer2013_own_label_joins_the_soft_targets_as_extra_votes():
+    from emoscope.data.ferplus import VOTE_COLUMNS, soft_targets
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    votes = np.zeros((1, len(VOTE_COLUMNS)), np.int64)
+    votes[0, VOTE_COLUMNS.index("neutral")] = 7
+    votes[0, VOTE_COLUMNS.index("sadness")] = 3
+    plain, usable = soft_targets(votes, classes)
+    blended, _ = soft_targets(votes, classes, np.array([classes.index("sad")]), own_votes=3)
+    assert usable[0] and plain[0, classes.index("sad")] == pytest.approx(0.3)
+    assert blended[0, classes.index("sad")] == pytest.approx(6 / 13) and blended[0].sum() == pytest.approx(1)

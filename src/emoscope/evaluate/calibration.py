@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..labels import VALENCE_LABELS, ValenceRule, class_valence, valence_score
-from ..metrics import BALANCE_MIN_SUPPORT, balanced_accuracy, softmax
+from ..metrics import BALANCE_MIN_SUPPORT, balanced_accuracy, softmax, summary
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -81,28 +81,40 @@ def fit_valence(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> Va
     return best
 
 
+BIAS_OBJECTIVES = ("balanced", "macro_f1")
+
+
 def fit_class_bias(logits: np.ndarray, labels: np.ndarray, temperature: float, groups: np.ndarray,
-                   grid: np.ndarray = np.round(np.arange(-2.0, 2.0001, 0.1), 2), passes: int = 4) -> list[float]:
+                   grid: np.ndarray = np.round(np.arange(-2.0, 2.0001, 0.1), 2), passes: int = 4,
+                   objective: str = "balanced", cap: float | None = None) -> list[float]:
     """Per-class offsets b for softmax(logits / T + b) that maximise the mean over `groups` (e.g.
-    the validation parts of each source) of the balanced accuracy, by coordinate ascent over
-    `grid`; ties keep the offset nearest 0. Returns all zeros when nothing helps."""
+    the validation parts of each source) of the balanced accuracy (or, with
+    `objective="macro_f1"`, the macro-F1: a false "disgust" costs as much as a missed one), by
+    coordinate ascent over `grid` (within +-`cap` when given); ties keep the offset nearest 0.
+    Returns all zeros when nothing helps."""
+    if objective not in BIAS_OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(BIAS_OBJECTIVES)}, not {objective!r}")
     z = np.asarray(logits, np.float64) / temperature
     k = z.shape[1]
     parts = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    if cap is not None:
+        grid = grid[np.abs(grid) <= cap + 1e-9]
 
-    def objective(b: np.ndarray) -> float:
+    def objective_of(b: np.ndarray) -> float:
         pred = (z + b).argmax(1)
+        if objective == "macro_f1":
+            return float(np.mean([summary(labels[i], pred[i], k)["macro_f1"] for i in parts]))
         return float(np.mean([balanced_accuracy(labels[i], pred[i], k, BALANCE_MIN_SUPPORT) for i in parts]))
 
     bias = np.zeros(k)
-    best = objective(bias)
+    best = objective_of(bias)
     for _ in range(passes):
         changed = False
         for c in range(k):
             for v in sorted(grid, key=abs):
                 trial = bias.copy()
                 trial[c] = v
-                score = objective(trial)
+                score = objective_of(trial)
                 if score > best + 1e-9:
                     best, bias, changed = score, trial, True
         if not changed:

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--votes", help="FER+ votes file for --labels ferplus (default: fer2013-ferplus-votes.csv "
                    "beside --data)")
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
+    p.add_argument("--robustness", action="store_true",
+                   help="model-only: also score the split under each degradation of the robustness suite (head turn, "
+                        "dim light, blur, small face, noise, JPEG, occlusion) at three strengths")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--record", action="store_true",
@@ -43,13 +46,15 @@ def run(args) -> int:
     from .evaluator import evaluate
     try:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
-                     args.labels, args.votes)
+                     args.labels, args.votes, args.robustness)
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",
             "temperature", "images_per_second", "excluded_classes")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
+    if "robustness" in r:
+        out["robustness"] = r["robustness"]
     if args.record:
         record(args, args.model, out, pipeline=False)
     print(json.dumps(out, indent=1))

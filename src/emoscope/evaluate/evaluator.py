@@ -9,6 +9,7 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 
 from ..contract import is_onnx_path
 from ..data import load_dataset
@@ -61,10 +62,12 @@ VOTES_FILE = "fer2013-ferplus-votes.csv"  # looked for beside FER2013 when no vo
 
 
 def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,
-             threads: int = 0, split_file: str | None = None, labels: str = "own", votes: str | None = None) -> dict:
+             threads: int = 0, split_file: str | None = None, labels: str = "own", votes: str | None = None,
+             robust: bool = False) -> dict:
     """Model-only scores of `model` on a split of `data`: the run's own splits, or those of
     `split_file` when given. `labels="ferplus"` scores FER2013 images by FER+'s majority rule
-    (`votes`: the votes file, default `fer2013-ferplus-votes.csv` beside the data)."""
+    (`votes`: the votes file, default `fer2013-ferplus-votes.csv` beside the data). `robust`
+    adds the robustness suite (`evaluate.robustness`): the split under each degradation."""
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_SOURCES)}, not {labels!r}")
     label_source = labels
@@ -100,6 +103,10 @@ def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none
                    "temperature": temperature, "class_bias": scorer.class_bias,
                    "images_per_second": round(len(labels) / seconds, 1), "excluded_classes": excluded,
                    "classes": scorer.classes})
+    if robust:
+        from .robustness import robustness
+        result["robustness"] = robustness(scorer.logits, part.images, labels, scorer.classes, temperature,
+                                          scorer.class_bias)
     if out:
         write_report(result, part.images, labels, probs, scorer, out)
     return result
@@ -132,5 +139,12 @@ def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) 
             + (f"<p>Excluded (model lacks the class): {result['excluded_classes']}</p>" if result["excluded_classes"] else "")
             + "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>support</th></tr>"
             + rows + "</table>")
-    write_html(os.path.join(out, "report.html"), "emoscope evaluation",
-               [("Metrics", head)] + [(title, png_tag(p, title)) for title, p in figs])
+    sections = [("Metrics", head)] + [(title, png_tag(p, title)) for title, p in figs]
+    if "robustness" in result:
+        rob = result["robustness"]
+        table = pd.DataFrame(rob["rows"]).pivot(index="degradation", columns="strength", values="macro_f1")
+        table.columns = [f"macro-F1 at strength {c:.2f}" for c in table.columns]
+        sections.append(("Robustness suite (macro-F1 under each degradation; clean "
+                         f"{result['macro_f1']:.3f}, mean over the suite {rob['mean']['macro_f1']:.3f})",
+                         table.reset_index().to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)))
+    write_html(os.path.join(out, "report.html"), "emoscope evaluation", sections)

@@ -20,6 +20,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
     p.add_argument("--no-class-bias", action="store_true",
                    help="do not fit per-class logit offsets on the primary source's validation part (balanced accuracy)")
+    p.add_argument("--offsets-for", default="balanced", choices=["balanced", "macro_f1"],
+                   help="what the per-class offsets maximise on the primary source's validation part (default: "
+                        "balanced accuracy)")
+    p.add_argument("--offsets-cap", type=float, help="largest offset either way, in logits (default: 2)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--margin", type=float, help="override the run's face-box margin per side (crop rule; the run's "
@@ -46,6 +50,7 @@ def run_export(args) -> int:
             if v is not None}
     report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
                          use_ema=not args.no_ema, int8=args.int8,
-                         class_bias=not args.no_class_bias)
+                         class_bias=not args.no_class_bias, bias_objective=args.offsets_for,
+                         bias_cap=args.offsets_cap)
     print(json.dumps(report, indent=1))
     return 0

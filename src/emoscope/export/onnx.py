@@ -22,11 +22,13 @@ from ..models.checkpoint import LogitMean, load_run_model, predict_logits
 
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
                 crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
-                int8: str | None = None, class_bias: bool = True) -> dict:
+                int8: str | None = None, class_bias: bool = True, bias_objective: str = "balanced",
+                bias_cap: float | None = None) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
     the run's sources together. The valence thresholds are fitted on the validation photos of its
     detector-cropped (real-face) sources, when it has any. With `class_bias`, per-class logit offsets
-    are fitted on the primary source's validation part to maximise its balanced accuracy (applied
+    are fitted on the primary source's validation part to maximise its balanced accuracy, or its
+    macro-F1 with `bias_objective="macro_f1"`, each within +-`bias_cap` logits when given (applied
     before the valence fit): for the FER+ recipe that part is thousands of people, while web_faces
     val's rarer classes are one or two people each, and offsets fitted to them did not carry over
     to other people (`experiments/class_bias.py`, folds by person). `crop` overrides keys of the run's crop rule.
@@ -47,7 +49,8 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
         temperature = fit_temperature(torch_logits, val.labels)
     source_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(vals)])
     primary = source_of == 0
-    bias = fit_class_bias(torch_logits[primary], val.labels[primary], temperature, source_of[primary]) if class_bias else None
+    bias = fit_class_bias(torch_logits[primary], val.labels[primary], temperature, source_of[primary],
+                          objective=bias_objective, cap=bias_cap) if class_bias else None
     valence = None
     real = np.concatenate([np.full(len(v), i > 0 and bool(cfg["sources"][i - 1].get("faces")))
                            for i, v in enumerate(vals)])
