@@ -21,7 +21,7 @@ endif
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,serve,dev,ray,mesh,video,research]'
+	$(BIN)/pip install -q -e '.[train,serve,dev,ray,mesh,video,research,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)

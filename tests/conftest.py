@@ -26,6 +26,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own dataset/model cache, so tests never see a user's cache."""
     cache = os.environ.get("EMOSCOPE_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
     monkeypatch.setenv("EMOSCOPE_CACHE", cache)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "data"))  # the default studies database
 
 
 def shared_path(*parts: str) -> str:

@@ -531,11 +531,14 @@ def check_stimulus(path: str) -> None:
 
 
 def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: dict[str, str] | None = None,
-                 title: str = "Campaign", offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
+                 title: str = "Campaign", offsets: dict[str, float] | None = None, stimulus: str | None = None,
+                 extra_sections: list[tuple[str, str]] | None = None,
+                 rows_note: str = "per-face rows in <code>batch/faces</code> (Parquet)") -> str:
     """CSV tables, PNG charts, report.html and report.pdf under `out` from the faces and manifest
     tables of a campaign's recordings; returns the report's path. With `stimulus` (the ad), the
     report covers its length, embeds it with a playhead synced to the charts and shows a still at
-    each moment."""
+    each moment. `extra_sections` (heading, HTML) go after the viewers; `rows_note` says where
+    the per-face rows are."""
     length = stimulus_info(stimulus)[0] if stimulus else None
     res = aggregate(faces, manifest, groups, offsets, length)
     clear_report(out)
@@ -598,13 +601,13 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
                      ("Moments per group", table(res["peaks_by_group"]) if len(res["peaks_by_group"])
                       else "<p>No group has a moment beyond chance.</p>")]
     shown = viewers.assign(viewer=viewers["viewer"].map(os.path.basename)) if len(viewers) else viewers
-    sections += [("Viewers", table(shown.rename(columns=lambda c: c.replace("_", " ")))),
+    sections += [("Viewers", table(shown.rename(columns=lambda c: c.replace("_", " ")))), *(extra_sections or []),
                  ("Recordings that could not be read", table(res["failed"]) if len(res["failed"]) else "<p>None.</p>"),
                  ("Files", "<p><code>per_second.csv</code>, <code>peaks.csv</code>, <code>viewers.csv</code>"
                            + (", <code>per_second_by_group.csv</code>, <code>peaks_by_group.csv</code>, "
                               "<code>group_sizes.csv</code>, <code>group_tests.csv</code>" if groups else "")
                            + (", <code>report.pdf</code> (for slides) and the charts as PNG" if pdf else "")
-                           + "; per-face rows in <code>batch/faces</code> (Parquet).</p>" + PLAYHEAD_JS)]
+                           + f"; {rows_note}.</p>" + PLAYHEAD_JS)]
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return write_html(os.path.join(out, "report.html"), f"emoscope campaign: {title}", sections)

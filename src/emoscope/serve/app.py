@@ -24,12 +24,22 @@ from .admission import Admission, MemoryBudget
 from .guards import RequestGuard, redact_keys_in_logs
 from .jobs import JobQueue
 from .pool import AnalyzerPool
-from .routes import campaigns, images, meta, stream, videos
+from .routes import campaigns, images, meta, stream, studies, videos
 from .settings import Settings
 from .uploads import UploadBudget, UploadError
 
 # Starlette's own errors (unknown path, wrong method) in the same words as ours
 HTTP_MESSAGES = {404: "no such endpoint (see /docs)", 405: "this endpoint does not take that method (see /docs)"}
+
+
+def open_studies(url: str | None):
+    """The studies database (`StudyStore`), or None and why: the rest of the API works without it."""
+    from ..studies import StudyError, StudyStore
+    try:
+        return StudyStore(url), None
+    except StudyError as exc:
+        print(f"warning: studies are off: {exc}", flush=True)
+        return None, str(exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.decode_slots = threading.BoundedSemaphore(settings.workers)  # image decodes at once
     app.state.upload_budget = UploadBudget(int(settings.upload_budget_mb * 2**20))
     app.state.streams = {"open": 0}  # live-camera WebSockets (event loop only)
+    app.state.studies, app.state.studies_error = open_studies(settings.db)
+    app.state.reports = studies.ReportCache()
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"])
@@ -82,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return JSONResponse({"error": "missing or wrong X-API-Key", "status": 401}, status_code=401)
         return await call_next(request)
 
-    for router in (meta.router, images.router, videos.router, campaigns.router, stream.router):
+    for router in (meta.router, images.router, videos.router, campaigns.router, stream.router, studies.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(meta.STATIC)), name="static")
     return app

@@ -57,6 +57,12 @@ class Settings:
     campaign_upload_timeout_s: float = setting(600.0, "seconds a campaign upload may take")
     max_video_pixels: int = setting(3840 * 2160, "largest video frame, in pixels (checked when the file is opened)")
     result_ttl_s: float = setting(600.0, "seconds a finished video job's results are kept in memory")
+    db: str | None = setting(None, "the studies database: a SQLAlchemy URL such as postgresql://user:pw@host/db, or "
+                             "sqlite:///path.db (default: a SQLite file in the user's data folder)")
+    study_max_fps: float = setting(10.0, "camera frames per second a study viewer may send; faster ones are dropped")
+    study_max_frame_bytes: int = setting(256 * 1024, "largest study camera frame in KB (the page sends about 20 KB); "
+                                         "a larger one closes the viewer's socket with 1009",
+                                         "--study-max-frame-kb", 1024)
     header_timeout_s: float = setting(10.0, "seconds a client has to send a request's headers (idle connections "
                                       "are closed after this too)")
     body_timeout_s: float = setting(10.0, "seconds the server waits for each piece of a request body")
