@@ -56,6 +56,21 @@ VERBS = [
     ("agree", "coding.cli", "add_arguments", "run", "compare emoscope with your own human coding (ELAN, BORIS, CSV)",
      "Frame-level Cohen's kappa, agreement, per-class F1, confusion, valence, event onsets and Krippendorff's "
      "alpha between emoscope's frame table and one or more human codings; JSON summary and an HTML report."),
+    ("study create", "studies.cli", "add_create_arguments", "run_create",
+     "create an ad-test study and get the link for viewers",
+     "Upload the ad and the viewer questions into the studies database; prints JSON with the id and the "
+     "participant_url viewers open in their browser (emoscope serve answers it)."),
+    ("study list", "studies.cli", "add_list_arguments", "run_list", "the studies in the database (JSON)",
+     "Every study with its viewers and status, as JSON."),
+    ("study report", "studies.cli", "add_report_arguments", "run_report", "a study's report (HTML, PDF, CSV)",
+     "Write report.html, report.pdf, the per-second and viewer tables and every frame of a study."),
+    ("study close", "studies.cli", "add_id_arguments", "run_close", "close a study; its curve joins the norms",
+     "Close a study to new viewers; its per-second curve summary joins the norms other studies are shown against."),
+    ("study import", "studies.cli", "add_import_arguments", "run_import",
+     "add recordings made outside the browser to a study",
+     "Analyse recordings of viewers watching the ad (aligned by --offsets) and store them as the study's viewers."),
+    ("study delete", "studies.cli", "add_id_arguments", "run_delete", "delete a study and everything it holds",
+     "Delete a study, its viewers, their frames and its norms entry."),
     ("serve", "serve.cli", "add_arguments", "run", "REST + WebSocket API and web page (needs the 'serve' extra)",
      "Serve the analyzer over HTTP: /v1/analyze, /v1/videos, /v1/stream, web page at /."),
 ]

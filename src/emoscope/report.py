@@ -8,7 +8,8 @@ import os
 
 import pandas as pd
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 12px}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}code{background:#f5f5f5;padding:1px 4px}"""
 
@@ -39,10 +40,14 @@ def write_html(path: str, title: str, sections: list[tuple[str, str]]) -> str:
     body = "".join(f"<h2>{html.escape(h)}</h2>\n{inner}\n" for h, inner in sections)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f.write(f"<!doctype html><html><head><meta charset='utf-8'>"
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
                 f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>")
     return path
 
 
 def table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
-    return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0)
+    """A table for a report: floats to `floatfmt`, missing values as a dash (never "NaN"), in a
+    box that scrolls sideways on a narrow screen instead of widening the page."""
+    return ("<div class='scroll'>" + df.to_html(index=False, float_format=lambda v: floatfmt.format(v), border=0,
+                                                 na_rep="–") + "</div>")

@@ -268,9 +268,13 @@ def aggregate(faces: pd.DataFrame, manifest: pd.DataFrame, groups: dict[str, str
     return out
 
 
+MIN_GROUP_VIEWERS = 4  # fewer viewers in a group: no test (with 3 against 3 no difference can reach p < 0.05)
+
+
 def group_tests(vs: pd.DataFrame, peaks: pd.DataFrame, by_group: dict, names: list[str]) -> pd.DataFrame:
     """At each moment of the whole audience, each pair of groups: their mean change from their
-    own average valence, and the permutation test's p-value for the difference."""
+    own average valence, and the permutation test's p-value for the difference where both groups
+    have MIN_GROUP_VIEWERS viewers there (else no p-value, and `note` says why)."""
     vs = vs.assign(change=vs["valence"] - vs.groupby("viewer")["valence"].transform("mean"),
                    group=vs["viewer"].map(by_group))
     rows = []
@@ -279,11 +283,15 @@ def group_tests(vs: pd.DataFrame, peaks: pd.DataFrame, by_group: dict, names: li
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 xa, xb = at.loc[at["group"] == a, "change"], at.loc[at["group"] == b, "change"]
+                testable = min(len(xa), len(xb)) >= MIN_GROUP_VIEWERS
                 rows.append({"second": int(p["second"]), "kind": p["kind"], "group_a": a, "group_b": b,
-                             "n_a": len(xa), "n_b": len(xb), "change_a": xa.mean(), "change_b": xb.mean(),
-                             "p_value": permutation_p(xa, xb)})
+                             "n_a": len(xa), "n_b": len(xb), "change_a": xa.mean() if len(xa) else None,
+                             "change_b": xb.mean() if len(xb) else None,
+                             "p_value": permutation_p(xa, xb) if testable else None,
+                             "note": "" if testable else f"no test: each group needs {MIN_GROUP_VIEWERS} viewers "
+                                                        f"here (has {len(xa)} and {len(xb)})"})
     return pd.DataFrame(rows, columns=["second", "kind", "group_a", "group_b", "n_a", "n_b", "change_a", "change_b",
-                                       "p_value"])
+                                       "p_value", "note"])
 
 
 def clock(second: int) -> str:

@@ -361,3 +361,80 @@ $("stop").addEventListener("click", () => {
   $("start").disabled = false; $("stop").disabled = true;
   $("live-status").textContent = "Camera off.";
 });
+
+// -- Studies: create one, share its link, watch the viewers arrive, open its report -------------
+const studyKey = () => $("s-key").value || sessionStorage.getItem("emoscope-key") || "";
+const studyHeaders = () => (studyKey() ? { "X-API-Key": studyKey() } : {});
+
+function parseQuestions(text) {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean).map((line) => {
+    const [name, choices = ""] = line.split(":");
+    return { name: name.trim(), choices: choices.split(",").map((c) => c.trim()).filter(Boolean) };
+  });
+}
+
+async function studyRequest(url, options = {}) {
+  const r = await fetch(url, { ...options, headers: { ...studyHeaders(), ...(options.headers || {}) } });
+  const data = await r.json().catch(() => ({ error: `the server answered ${r.status}` }));
+  if (!r.ok) throw new Error(data.error || `the server answered ${r.status}`);
+  return data;
+}
+
+async function refreshStudies() {
+  const table = $("s-list");
+  let list;
+  try {
+    list = (await studyRequest("/v1/studies")).studies;
+  } catch (e) {
+    table.innerHTML = `<tr><td>${e.message}</td></tr>`;
+    return;
+  }
+  const rows = await Promise.all(list.map((s) => studyRequest(`/v1/studies/${s.id}`).catch(() => null)));
+  table.innerHTML = "<tr><th>study</th><th>status</th><th>started</th><th>finished</th><th>excluded</th>" +
+    "<th>in the report (n)</th><th>viewer link</th><th>results</th><th></th></tr>" +
+    rows.filter(Boolean).map((s) => `<tr><td>${s.name}</td><td>${s.status}</td><td>${s.viewers.started}</td>` +
+      `<td>${s.viewers.completed}</td><td>${s.viewers.excluded}</td><td>${s.viewers.included}</td>` +
+      `<td><input readonly value="${s.participant_url}" aria-label="viewer link" size="28"></td>` +
+      `<td><a href="${s.report_url}" target="_blank" data-study="${s.id}" class="s-open">report</a> · ` +
+      `<a href="/v1/studies/${s.id}/files/report.pdf" class="s-open">PDF</a> · ` +
+      `<a href="/v1/studies/${s.id}/files/per_second.csv" class="s-open">CSV</a></td>` +
+      `<td>${s.status === "open" ? `<button data-close="${s.id}">close</button>` : ""}` +
+      `<button data-delete="${s.id}">delete</button></td></tr>`).join("");
+}
+
+$("s-list").addEventListener("click", async (e) => {
+  const close = e.target.dataset.close, del = e.target.dataset.delete;
+  if (!close && !del) return;
+  if (del && !confirm("Delete this study, its viewers and all their readings?")) return;
+  try {
+    await studyRequest(close ? `/v1/studies/${close}/close` : `/v1/studies/${del}`, { method: close ? "POST" : "DELETE" });
+  } catch (err) { $("s-status").textContent = `Error: ${err.message}`; }
+  refreshStudies();
+});
+
+$("s-create").addEventListener("click", async () => {
+  const file = $("s-ad").files[0];
+  if (!file) { $("s-status").textContent = "Choose the ad (a video) first."; return; }
+  if ($("s-key").value) sessionStorage.setItem("emoscope-key", $("s-key").value);
+  const query = new URLSearchParams({ name: $("s-name").value, ad_name: file.name,
+    retention_days: $("s-retention").value, questions: JSON.stringify(parseQuestions($("s-questions").value)) });
+  $("s-status").textContent = "Uploading the ad…";
+  try {
+    const s = await studyRequest(`/v1/studies?${query}`, { method: "POST", body: file });
+    $("s-status").textContent = `Created. Send viewers this link: ${s.participant_url}`;
+  } catch (err) { $("s-status").textContent = `Error: ${err.message}`; }
+  refreshStudies();
+});
+
+document.querySelector("nav button[data-tab='studies']").addEventListener("click", refreshStudies);
+setInterval(() => { if ($("studies").classList.contains("active")) refreshStudies(); }, 5000);
+
+// With an API key, the report and files are fetched with the key (a link cannot send the header).
+$("s-list").addEventListener("click", async (e) => {
+  const link = e.target.closest("a.s-open");
+  if (!link || !studyKey()) return;
+  e.preventDefault();
+  const r = await fetch(link.getAttribute("href"), { headers: studyHeaders() });
+  if (!r.ok) { $("s-status").textContent = `Error: the server answered ${r.status}`; return; }
+  window.open(URL.createObjectURL(await r.blob()), "_blank");
+});
