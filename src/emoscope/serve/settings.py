@@ -59,6 +59,8 @@ class Settings:
     result_ttl_s: float = setting(600.0, "seconds a finished video job's results are kept in memory")
     db: str | None = setting(None, "the studies database: a SQLAlchemy URL such as postgresql://user:pw@host/db, or "
                              "sqlite:///path.db (default: a SQLite file in the user's data folder)")
+    max_study_viewers: int = setting(100, "study viewers connected at once (each sends at most one frame at a time); "
+                                     "one more is closed with code 1013")
     study_max_fps: float = setting(10.0, "camera frames per second a study viewer may send; faster ones are dropped")
     study_max_frame_bytes: int = setting(256 * 1024, "largest study camera frame in KB (the page sends about 20 KB); "
                                          "a larger one closes the viewer's socket with 1009",

@@ -259,8 +259,9 @@ def check_advice(face, width: int, height: int) -> str | None:
 
 @router.websocket("/p/{token}/ws")
 async def viewer_stream(ws: WebSocket, token: str):
-    """Frames in (binary: ad time + JPEG), one small JSON answer per analysed frame out. Frames
-    over the size limit close the socket (1009); frames faster than the rate limit are dropped."""
+    """Frames in (binary: ad time + JPEG), one small JSON answer per analysed frame out, one frame
+    at a time per viewer. Frames over the size limit close the socket (1009); frames faster than
+    the rate limit are dropped; viewers past `max_study_viewers` are turned away (1013)."""
     state = ws.app.state
     settings = state.settings
     try:
@@ -274,10 +275,10 @@ async def viewer_stream(ws: WebSocket, token: str):
         await ws.close(code=4403)
         return
     await ws.accept()
-    if state.streams["open"] >= settings.max_streams:
+    if state.study_streams["open"] >= settings.max_study_viewers:
         await ws.close(code=1013, reason="too many viewers at once; try again in a minute")
         return
-    state.streams["open"] += 1
+    state.study_streams["open"] += 1
     viewer_id, gap, last = int(viewer), 1.0 / settings.study_max_fps, 0.0
     counters = {"stored": 0, "dropped": 0}
 
@@ -313,9 +314,8 @@ async def viewer_stream(ws: WebSocket, token: str):
                 counters["dropped"] += 1
                 continue
             last = now
-            try:
-                with state.admission.enter():
-                    answer = await analyzed_in_time(state, analyse, jpeg, ad_time)
+            try:  # one frame at a time per viewer, viewers bounded: no admission queue of their own
+                answer = await analyzed_in_time(state, analyse, jpeg, ad_time)
             except UploadError as exc:
                 answer = {"t": ad_time, "error": exc.detail, "status": exc.status_code}
             answer["dropped"] = counters["dropped"]
@@ -323,4 +323,4 @@ async def viewer_stream(ws: WebSocket, token: str):
     except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        state.streams["open"] -= 1
+        state.study_streams["open"] -= 1
