@@ -235,3 +235,17 @@ def test_norms_place_a_study_among_three_closed_ones(tmp_path, ad_bytes):
     text = open(write_study_report(store, ids[3], str(tmp_path / "r3"))).read()
     assert "3 other closed studies" in text and "<polygon" in text
     assert "<td>100</td>" in text  # the happiest ad sits above all three others
+
+
+def test_recordings_made_the_old_way_join_a_study(service, ad_bytes):
+    c = service
+    study = c.post("/v1/studies?name=Imported", content=ad_bytes, headers=ADMIN).json()
+    r = c.post(f"/v1/studies/{study['id']}/recordings?offset_s=0&name=viewer1.mp4", content=ad_bytes, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert r.json()["frames"] >= 40  # 9 s at 5 frames a second
+    bad = c.post(f"/v1/studies/{study['id']}/recordings?offset_s=60", content=ad_bytes, headers=ADMIN)
+    assert bad.status_code == 422 and "past the recording's end" in bad.json()["error"]
+    assert c.post(f"/v1/studies/{study['id']}/recordings?offset_s=nan", content=ad_bytes,
+                  headers=ADMIN).status_code == 422
+    info = c.get(f"/v1/studies/{study['id']}", headers=ADMIN).json()
+    assert info["viewers"]["started"] == 1 and info["viewer_table"][0]["source"] == "recording"

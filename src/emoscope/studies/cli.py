@@ -129,10 +129,10 @@ def run_delete(args) -> int:
 def run_import(args) -> int:
     """Recordings made outside the browser (`emoscope campaign`'s kind) as viewers of the study."""
     from ..analyze import Analyzer
-    from ..analyze.video import VideoReader
     from ..batch.campaign import offset_of, read_offsets
     from ..batch.cli import expand_sources
     from ..cli import CLIError
+    from .store import import_recording
     store = open_store(args)
     study = store.get_study(args.id)
     offsets = read_offsets(args.offsets) if args.offsets else None
@@ -141,22 +141,9 @@ def run_import(args) -> int:
     imported = []
     for path in sources:
         try:
-            reader = VideoReader(path)
-        except ValueError:
-            print(f"warning: skipped {path}: it cannot be opened as a video", file=sys.stderr)
-            continue
-        reader.every = max(1, round(reader.fps / args.fps))
-        offset = offset_of(path, offsets)
-        viewer, _ = store.add_viewer(study["id"], {}, [], source="recording")
-        rows = []
-        for index, frame in reader:
-            t = index / reader.fps - offset
-            if 0 <= t <= study["ad_seconds"]:
-                faces = analyzer.analyze(frame)
-                rows.append({"ad_time": t, "face": max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None})
-        store.add_frames(study["id"], viewer, rows)
-        store.finish_viewer(viewer)
-        imported.append({"recording": path, "viewer": viewer, "frames": len(rows)})
+            imported.append(import_recording(store, study, analyzer, path, offset_of(path, offsets), args.fps))
+        except ValueError as exc:
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
     if not imported:
         raise CLIError("no recording could be imported")
     print(json.dumps({"id": study["id"], "imported": imported}))

@@ -140,6 +140,10 @@ def write_study_report(store: StudyStore, study_id: str, out: str) -> str:
         f.write(ad)
     faces, manifest = campaign_tables(frames, viewers)
     frames.to_csv(os.path.join(out, "frames.csv"), index=False)
+    try:
+        frames.to_parquet(os.path.join(out, "frames.parquet"), index=False)
+    except ImportError:  # pyarrow is the batch extra; frames.csv holds the same table
+        pass
     shown = viewers.assign(answers=viewers["answers"].map(json.dumps))
     shown.to_csv(os.path.join(out, "viewers_all.csv"), index=False)
     excluded = viewers[viewers["excluded"]]

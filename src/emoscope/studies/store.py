@@ -352,3 +352,32 @@ def safe_url(url: str) -> str:
     return url
 
 
+
+
+def import_recording(store: StudyStore, study: dict, analyzer, path: str, offset: float = 0.0,
+                     fps: float = 5.0) -> dict:
+    """A recording of a viewer made outside the browser (the `campaign` way), analysed at `fps`
+    frames per second from where the ad starts in it (`offset` seconds) to the ad's end, stored as
+    a finished viewer of the study. Raises ValueError when it is no video or the offset is off."""
+    from ..analyze.video import VideoReader
+    if not math.isfinite(offset) or offset < 0:
+        raise ValueError(f"the offset must be a number of seconds of 0 or more, not {offset}")
+    reader = VideoReader(path)  # ValueError when it cannot be opened
+    length = reader.frame_count / reader.fps if reader.frame_count else None
+    if length is not None and offset >= length:
+        reader.close()
+        raise ValueError(f"the offset {offset:g} s is past the recording's end ({length:.1f} s)")
+    reader.every = max(1, round(reader.fps / fps))
+    viewer, _ = store.add_viewer(study["id"], {}, [], source="recording")
+    rows = []
+    with reader:
+        for index, frame in reader:
+            t = index / reader.fps - offset
+            if t > study["ad_seconds"]:
+                break
+            if t >= 0:
+                faces = analyzer.analyze(frame)
+                rows.append({"ad_time": t, "face": max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None})
+    store.add_frames(study["id"], viewer, rows)
+    store.finish_viewer(viewer)
+    return {"recording": os.path.basename(path), "viewer": viewer, "frames": len(rows)}

@@ -22,13 +22,14 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from ...media import sniff_video
 from ...studies import StudyError
+from ..jobs import JobsFull
 from ..uploads import UploadError, uploaded
 from .images import analyzed_in_time, decoded_for_analysis
 from .meta import STATIC
 
 router = APIRouter()
 REPORT_FILES = {"report.pdf": "application/pdf", "per_second.csv": "text/csv", "viewers_all.csv": "text/csv",
-                "frames.csv": "text/csv", "peaks.csv": "text/csv"}
+                "frames.csv": "text/csv", "frames.parquet": "application/vnd.apache.parquet", "peaks.csv": "text/csv"}
 CHECK_TIME = -1.0  # a frame stamped before the ad: the camera check, answered and never stored
 
 
@@ -104,6 +105,48 @@ class ReportCache:
                 write_study_report(store, study_id, out)
                 self.versions[study_id] = version
         return out
+
+
+@router.post("/v1/studies/{study_id}/recordings", status_code=201)
+async def import_recording(request: Request, study_id: str, offset_s: float = 0.0, name: str = "recording") -> dict:
+    """A recording made outside the browser (the Ad test tab's kind), analysed and stored as a
+    viewer of the study. Body: the video; query: offset_s, where the ad starts in it. Takes one of
+    the video job slots while it runs."""
+    from ...studies.store import import_recording as store_recording
+    from .videos import probe_video, save_upload
+    state = request.app.state
+    store = store_of(state)
+    try:
+        study = store.get_study(study_id)
+    except StudyError as exc:
+        raise study_error(exc) from None
+    try:
+        state.jobs.reserve()
+    except JobsFull:
+        raise UploadError(429, "too many video jobs in progress; try again later", headers={"Retry-After": "5"})
+    path = None
+    try:
+        async with uploaded(request, state.settings.max_video_bytes) as data:
+            if sniff_video(data[:16]) is None:
+                raise UploadError(415, "not a supported video (MP4/MOV, AVI, MKV/WebM or Y4M, judged by content)")
+            path = await run_in_threadpool(save_upload, data)
+            del data
+        await run_in_threadpool(probe_video, path, state.settings)
+
+        def analyse() -> dict:
+            with state.analyzers.use(state.settings.request_timeout_s) as worker:
+                if worker is None:
+                    raise UploadError(503, "the analyzers are busy; try again in a moment", headers={"Retry-After": "5"})
+                return store_recording(store, study, worker, path, offset_s)
+        try:
+            result = await run_in_threadpool(analyse)
+        except ValueError as exc:
+            raise UploadError(422, str(exc)) from None
+    finally:
+        state.jobs.release()
+        if path:
+            os.remove(path)
+    return {**result, "recording": os.path.basename(name)[:200]}
 
 
 @router.get("/v1/studies/{study_id}/report")

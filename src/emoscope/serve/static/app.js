@@ -397,7 +397,8 @@ async function refreshStudies() {
       `<td><input readonly value="${s.participant_url}" aria-label="viewer link" size="28"></td>` +
       `<td><a href="${s.report_url}" target="_blank" data-study="${s.id}" class="s-open">report</a> · ` +
       `<a href="/v1/studies/${s.id}/files/report.pdf" class="s-open">PDF</a> · ` +
-      `<a href="/v1/studies/${s.id}/files/per_second.csv" class="s-open">CSV</a></td>` +
+      `<a href="/v1/studies/${s.id}/files/per_second.csv" class="s-open">CSV</a> · ` +
+      `<a href="/v1/studies/${s.id}/files/frames.parquet" class="s-open">Parquet</a></td>` +
       `<td>${s.status === "open" ? `<button data-close="${s.id}">close</button>` : ""}` +
       `<button data-delete="${s.id}">delete</button></td></tr>`).join("");
 }
@@ -437,4 +438,28 @@ $("s-list").addEventListener("click", async (e) => {
   const r = await fetch(link.getAttribute("href"), { headers: studyHeaders() });
   if (!r.ok) { $("s-status").textContent = `Error: the server answered ${r.status}`; return; }
   window.open(URL.createObjectURL(await r.blob()), "_blank");
+});
+
+// Recordings made the old way, added to a study: one upload each, aligned by the offsets file.
+$("c-import").addEventListener("click", async () => {
+  const study = $("c-study").value.trim(), files = [...$("c-recordings").files];
+  if (!study || !files.length) { $("c-status").textContent = "Give the study's id and choose the recordings."; return; }
+  const offsets = {};
+  if ($("c-offsets").files[0]) {
+    for (const line of (await $("c-offsets").files[0].text()).split("\n").slice(1)) {
+      const [video, offset] = line.split(",");
+      if (video && offset) offsets[video.trim().replace(/\.[^.]+$/, "")] = Number(offset);
+    }
+  }
+  let done = 0;
+  for (const file of files) {
+    const offset = offsets[file.name.replace(/\.[^.]+$/, "")] || 0;
+    $("c-status").textContent = `Adding ${file.name} (${done + 1} of ${files.length})…`;
+    try {
+      await studyRequest(`/v1/studies/${encodeURIComponent(study)}/recordings?offset_s=${offset}&name=${encodeURIComponent(file.name)}`,
+        { method: "POST", body: file });
+      done += 1;
+    } catch (err) { $("c-status").textContent = `Error with ${file.name}: ${err.message}`; return; }
+  }
+  $("c-status").textContent = `${done} recording(s) added to the study; its report is on the Studies tab.`;
 });
