@@ -527,3 +527,32 @@ def test_a_missing_model_is_said_once_in_plain_words_before_any_worker(few_photo
     err = capfd.readouterr().err
     assert f"emoscope batch: {variable}=" in err and "does not exist" in err
     assert "Traceback" not in err and "Error" not in err and "died" not in err
+
+
+def test_report_cover_names_date_model_settings_and_n_and_small_groups_get_no_test(tmp_path):
+    """A 6.84 s ad with two groups of 2 viewers: per-second rows are its whole seconds (0 to 6, no
+    empty last one), the groups get no test and the report says why, no NaN in the HTML, and the
+    PDF's first page names the date, the model, the settings and n."""
+    pypdf = pytest.importorskip("pypdf")
+    import re
+    from emoscope.batch.campaign import write_report
+    rng = np.random.default_rng(0)
+    curves = {i: list(rng.normal(0.1 * i, 0.02, 7)) for i in range(4)}
+    for i in range(4):
+        curves[i][3] += 0.8  # everybody reacts at 0:03: a moment to compare the groups at
+    faces = viewers_faces(curves, seconds=7)
+    faces = faces[faces["time_s"] < 6.84]
+    manifest = pd.DataFrame([{"source": f"viewer{i}.mp4", "kind": "video", "status": "done", "reason": "",
+                              "duration_s": 6.84} for i in range(4)])
+    groups = {"viewer0": "a", "viewer1": "a", "viewer2": "b", "viewer3": "b"}
+    path = write_report(faces, manifest, str(tmp_path), groups, "Spot", about={"model": "expression-int8.onnx",
+                                                                                 "settings": "every 1 frame"})
+    per_second = pd.read_csv(tmp_path / "per_second.csv")
+    assert list(per_second["second"]) == [0, 1, 2, 3, 4, 5, 6]
+    tests = pd.read_csv(tmp_path / "group_tests.csv")
+    assert len(tests) and tests["p_value"].isna().all() and tests["note"].str.contains("needs 4 viewers").all()
+    text = re.sub(r"data:[^'\"]+", "", open(path).read())
+    assert "NaN" not in text and "needs 4 viewers" in text
+    first = pypdf.PdfReader(str(tmp_path / "report.pdf")).pages[0].extract_text()
+    for words in ("Spot", "date", "expression-int8.onnx", "every 1 frame", "viewers (n)", "4"):
+        assert words in first, (words, first)

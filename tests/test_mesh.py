@@ -297,3 +297,27 @@ def test_blendshape_expert_refuses_what_it_cannot_use(tmp_path, task, capsys):
     with pytest.raises(SystemExit, match="no photos in its 'train' part"):
         main(["blendshape-expert", model, "--data", data, "--split-file", split_file, "--detector-model", yunet,
               "--mesh-model", task])
+
+
+def test_no_mesh_pose_or_gaze_where_the_mesh_found_no_face(analyzer, tmp_path):
+    """Frame 255 of the sample clip: the landmarker finds no face on several of the audience's
+    boxes (presence near 0). Those faces carry their presence, and no mesh, pose, gaze,
+    blendshapes, AUs or mesh drawing; the fit flag says why."""
+    from emoscope.analyze.annotate import draw_faces
+    from emoscope.analyze.timeline import measures
+    from emoscope.mesh import PRESENCE_THRESHOLD
+    cap = cv2.VideoCapture(shared_path("samples", "facerec_short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 255)
+    ok, frame = cap.read()
+    assert ok
+    faces = analyzer.analyze(frame)
+    absent = [f for f in faces if f.mesh_presence is not None and f.mesh_presence < PRESENCE_THRESHOLD]
+    assert len(absent) >= 2, [f.mesh_presence for f in faces]
+    for f in absent:
+        assert f.mesh is None and f.head_pose is None and f.gaze is None and f.blendshapes is None
+        assert f.action_units is None and not f.readable and "mesh found no face" in f.unreadable
+        assert set(measures(f)) == {"mesh_presence", "expression_from"}
+        assert {"mesh", "head_pose", "gaze"}.isdisjoint(f.to_dict())
+    # drawing the mesh draws nothing on those faces: only the faces whose mesh is there change
+    plain, meshed = draw_faces(frame, absent), draw_faces(frame, absent, mesh=True)
+    assert np.array_equal(plain, meshed)

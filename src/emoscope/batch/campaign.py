@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 import cv2
@@ -114,13 +116,19 @@ def find_peaks(curve: pd.DataFrame, min_viewers: int, top: int = PEAKS, gap: int
                                        "change_ci_high", "viewers_agreeing"])
 
 
+def whole_seconds(seconds: float) -> int:
+    """The seconds a span of time is reported in: a last partial second counts when it holds at
+    least half a second (a 6.84 s ad has seconds 0 to 6; a 9.18 s one, 0 to 8: no empty last row)."""
+    return max(0, int(math.floor(seconds + 0.5)))
+
+
 def recorded_seconds(duration: float, offset: float, length: float | None) -> int:
     """Seconds of the stimulus a recording covers: from its offset to its end (or the stimulus's
-    end), a last partial second counted when at least half of it was recorded."""
+    end), as `whole_seconds`."""
     covered = duration - offset
     if length:
         covered = min(covered, length)
-    return max(0, int(math.floor(covered + 0.5)))
+    return whole_seconds(covered)
 
 
 def viewer_table(vs: pd.DataFrame, durations: pd.Series, groups: dict[str, str] | None,
@@ -231,7 +239,7 @@ def aggregate(faces: pd.DataFrame, manifest: pd.DataFrame, groups: dict[str, str
     durations = done.set_index("source")["duration_s"]
     vs = viewer_seconds(faces[faces["source"].isin(durations.index)], classes, offsets, length)
     covered = [recorded_seconds(d, offset_of(s, offsets), length) for s, d in durations.items()]
-    seconds = int(math.ceil(length)) if length else max(covered, default=0)
+    seconds = whole_seconds(length) if length else max(covered, default=0)
     # a viewer counts in a second only while their recording runs: seconds after it stops are missing
     vs = vs[vs["second"] < vs["viewer"].map(dict(zip(durations.index, covered)))]
 
@@ -454,9 +462,11 @@ def _synced(chart: dict, alt: str) -> str:
             f"data-seconds='{chart['seconds']}'>{png_tag(chart['path'], alt)}<div class='cursor'></div></div>")
 
 
-def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title: str) -> str:
-    """report.pdf: landscape pages with the curve, the moments with stills, the groups and the
-    per-viewer table."""
+def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title: str,
+              cover: dict[str, str] | None = None) -> str:
+    """report.pdf: a cover (title, and what `cover` says: date, model, settings, n, alignment),
+    then landscape pages with the curve, the moments with stills, the groups and the per-viewer
+    table."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     from ..report import pyplot
@@ -471,6 +481,11 @@ def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title:
             pdf.savefig(fig)
             plt.close(fig)
 
+        with page(title) as fig:
+            fig.text(0.05, 0.88, "emoscope ad-test report", fontsize=12, color="#555")
+            for i, (key, value) in enumerate((cover or {}).items()):
+                fig.text(0.05, 0.78 - i * 0.06, f"{key}:", fontsize=12, weight="bold")
+                fig.text(0.30, 0.78 - i * 0.06, str(value), fontsize=12, wrap=True)
         for name in ("valence", "expressions", "groups"):
             if name in charts:
                 with page(title) as fig:
@@ -502,9 +517,19 @@ def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = Non
                    offsets: dict[str, float] | None = None, stimulus: str | None = None) -> str:
     """Aggregate a batch job's results (`write_report` on its faces and manifest tables)."""
     store_schemas = schemas(list(EXPRESSIONS))  # the columns of a job that found no face at all
+    about = {}
+    job_file = os.path.join(batch_dir, "job.json")
+    if os.path.exists(job_file):
+        with open(job_file) as f:
+            job = json.load(f)
+        options = job.get("analyzer_options", {})
+        about = {"model": options.get("model") or "the embedded model (expression-int8)",
+                 "settings": f"every {job.get('every', 1)} frame(s) analysed; face mesh "
+                             f"{'on' if options.get('mesh') else 'off'}; full detection every "
+                             f"{options.get('detect_every')} frames"}
     return write_report(read_table(batch_dir, "faces", store_schemas["faces"]),
                         read_table(batch_dir, "manifest", store_schemas["manifest"]), out, groups, title, offsets,
-                        stimulus)
+                        stimulus, about=about)
 
 
 TABLES_WRITTEN = ("per_second", "peaks", "viewers", "per_second_by_group", "peaks_by_group", "group_sizes",
@@ -541,12 +566,14 @@ def check_stimulus(path: str) -> None:
 def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: dict[str, str] | None = None,
                  title: str = "Campaign", offsets: dict[str, float] | None = None, stimulus: str | None = None,
                  extra_sections: list[tuple[str, str]] | None = None,
-                 rows_note: str = "per-face rows in <code>batch/faces</code> (Parquet)") -> str:
+                 rows_note: str = "per-face rows in <code>batch/faces</code> (Parquet)",
+                 about: dict[str, str] | None = None) -> str:
     """CSV tables, PNG charts, report.html and report.pdf under `out` from the faces and manifest
     tables of a campaign's recordings; returns the report's path. With `stimulus` (the ad), the
     report covers its length, embeds it with a playhead synced to the charts and shows a still at
     each moment. `extra_sections` (heading, HTML) go after the viewers; `rows_note` says where
-    the per-face rows are."""
+    the per-face rows are; `about` (model, settings, ...) joins the date, n and alignment on the
+    PDF's cover and at the top of the HTML."""
     length = stimulus_info(stimulus)[0] if stimulus else None
     res = aggregate(faces, manifest, groups, offsets, length)
     clear_report(out)
@@ -564,19 +591,21 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
                      f"moment to seek it; playing it moves the orange cursor over the charts.</p>")
     charts: dict = {}
     chart_note = ""
-    try:
-        if not curve["viewers"].sum():
-            raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
-        charts = _charts(res, out, title, len(viewers))
-        pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title)
-    except PlottingUnavailable as exc:
-        chart_note = f"<p>No chart: {html.escape(str(exc))}.</p>"
-        pdf = None
     aligned = ("Each recording is aligned so that time 0:00 is where the stimulus starts in it "
                + ("(offsets from the offsets file; recordings it does not name start with the stimulus)"
                   if offsets else "(no offsets given: every recording starts with the stimulus)")
                + (f"; everything after the stimulus's end ({length:.1f} s) is cut, and a recording that stops "
                   f"early counts as missing from then on." if length else "."))
+    cover = {"date": time.strftime("%Y-%m-%d %H:%M"), "viewers (n)": str(len(viewers)),
+             "length": f"{clock(len(curve))} ({len(curve)} whole seconds)", **(about or {}), "alignment": aligned}
+    try:
+        if not curve["viewers"].sum():
+            raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
+        charts = _charts(res, out, title, len(viewers))
+        pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title, cover)
+    except PlottingUnavailable as exc:
+        chart_note = f"<p>No chart: {html.escape(str(exc))}.</p>"
+        pdf = None
     engagement = (f" Mean engagement (share of the seconds recorded with the viewer's face found): "
                   f"{viewers['engagement'].mean():.0%}." if len(viewers) else "")
     if "attention" in viewers:
@@ -595,7 +624,8 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
         f"<div class='moment' data-seek='{p['second'] + 0.5}'>"
         + (png_tag(stills[p['second']], f"the stimulus at {clock(int(p['second']))}") if p["second"] in stills else "")
         + f"<span>{html.escape(describe_peak(p))}</span></div>" for _, p in peaks.iterrows())
-    sections = [("Overview", SYNC_STYLE + intro + video_tag),
+    about_table = table(pd.DataFrame({"": list(cover), " ": list(cover.values())}))
+    sections = [("Overview", SYNC_STYLE + intro + video_tag + about_table),
                 ("Moments that moved the audience",
                  moments or "<p>No moment moved the viewers together beyond chance (95% confidence).</p>"),
                 ("Valence over time", _synced(charts["valence"], "valence") if charts else chart_note),

@@ -157,7 +157,11 @@ def write_study_report(store: StudyStore, study_id: str, out: str) -> str:
     path = write_report(faces, manifest, out, groups_of(viewers[~viewers["excluded"]], study["questions"]), study["name"],
                         stimulus=stimulus, extra_sections=[("Viewers who took part", status)],
                         rows_note="every viewer's frames in <code>frames.csv</code>, every viewer in "
-                                  "<code>viewers_all.csv</code>")
+                                  "<code>viewers_all.csv</code>",
+                        about={"model": "the server's model (emoscope serve --model; default the embedded one)",
+                               "settings": f"viewers' browsers sent camera frames at up to 5 per second; a viewer "
+                                           f"counts when readable in {MIN_READABLE_SHARE:.0%} of the ad",
+                               "viewers started / excluded": f"{counts['started']} / {counts['excluded']}"})
     if os.path.exists(per_second_path):
         heading, body = norms_section(store, study_id, pd.read_csv(per_second_path))
         with open(path, encoding="utf-8") as f:

@@ -20,6 +20,7 @@ from sqlalchemy import Integer, create_engine, delete, event, func, insert, sele
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..batch.campaign import whole_seconds
 from ..labels import EXPRESSIONS
 from . import schema
 
@@ -304,7 +305,7 @@ class StudyStore:
                 func.count().label("frames"))
                 .where(schema.frames.c.study_id == study_id)
                 .group_by(schema.frames.c.viewer_id, func.floor(schema.frames.c.ad_time))).mappings().all()
-        seconds = max(1, math.ceil(study["ad_seconds"] - 1e-6))
+        seconds = max(1, whole_seconds(study["ad_seconds"]))
         ps = pd.DataFrame([dict(r) for r in per_second], columns=["viewer_id", "second", "face", "readable", "frames"])
         ps = ps[(ps["second"] >= 0) & (ps["second"] < seconds)]
         rows = []
