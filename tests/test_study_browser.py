@@ -149,3 +149,35 @@ def test_viewers_in_chromium_then_kill_9_and_restart(kind, samples, tmp_path):
     with server(db, log) as (url, _):
         again = check_study(url, study["id"])
         assert again.count("<tr>") == first_report.count("<tr>")
+
+
+def test_pages_fit_a_phone_and_docs_work_offline(samples, tmp_path):
+    """The web page, /docs (Swagger UI from the package, no CDN), a study's viewer page and its
+    report: at 1400 and 400 px wide nothing widens the page, the console stays clean, and every
+    request stays on the server."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ad = open(os.path.join(samples, "facerec_short_hamilton_clip.mp4"), "rb").read()
+    with server(f"sqlite:///{tmp_path}/studies.db", str(tmp_path / "serve.log")) as (url, _):
+        study = api(url, "/v1/studies?name=Spot", ad, "POST")
+        api(url, f"/v1/studies/{study['id']}/recordings?offset_s=0", ad, "POST")
+        pages = ["/", "/docs", study["participant_url"].replace(url, ""), f"/v1/studies/{study['id']}/report"]
+        errors, foreign = [], []
+        with sync_api.sync_playwright() as p:
+            browser = launch(p, still_y4m(str(tmp_path / "grey.y4m")))
+            for width in (1400, 400):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((url, "data:", "blob:"))
+                        else None)
+                for path in pages:
+                    page.goto(url + path)
+                    page.wait_for_load_state("networkidle")
+                    if path == "/docs":
+                        page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+                    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                    assert overflow <= 1, (path, width, overflow)
+                page.close()
+            browser.close()
+        assert not errors, errors
+        assert not foreign, foreign

@@ -42,6 +42,23 @@ def open_studies(url: str | None):
         return None, str(exc)
 
 
+def serve_docs_offline(app: FastAPI) -> None:
+    """/docs with Swagger UI's files as the `fastapi-offline` package ships them, served by this
+    server: the page works offline and loads nothing from a CDN."""
+    from importlib import resources
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    app.mount("/docs-assets", StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+              name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="emoscope API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/favicon.ico")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, with `settings`, the analyzer pool and the video jobs in `app.state`."""
     settings = settings or Settings()
@@ -60,8 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         jobs.shutdown()  # queued uploads are deleted, never left behind
 
-    app = FastAPI(title="emoscope", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="emoscope", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Facial expression recognition: faces, expressions, valence, video timelines.")
+    serve_docs_offline(app)
     app.state.settings, app.state.analyzers, app.state.jobs = settings, analyzers, jobs
     app.state.admission = Admission(settings.workers + settings.max_queued_requests)
     app.state.budget = MemoryBudget(int(settings.decode_budget_mb * 2**20))
