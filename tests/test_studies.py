@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from emoscope.serve.app import create_app
 from emoscope.serve.settings import Settings
-from emoscope.studies import StudyError, StudyStore
+from emoscope.studies.store import StudyError, StudyStore
 
 POSTGRES = os.environ.get("EMOSCOPE_TEST_POSTGRES")
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES else [])

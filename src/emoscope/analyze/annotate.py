@@ -1,4 +1,5 @@
-"""Draw results on images: a box coloured by valence, the label with its probability, and a small
+"""Draw results on images: a box coloured by expression (`emoscope.presentation`, as every page and
+chart), the label with its probability and valence mark, and a small
 bar per class (a face the fit flag finds unreadable: a dark grey box that says so), placed where they cover no other face; optionally the face mesh and a timecode.
 `AnnotatedVideo` writes annotated frames as H.264 that browsers play (the `video` extra)."""
 
@@ -7,14 +8,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..presentation import UNREADABLE_COLOR, VALENCE_MARK, bgr, expression_color
 from .face import Face
 
-VALENCE_BGR = {"positive": (80, 200, 60), "negative": (60, 60, 230), "neutral": (200, 200, 200)}
-UNREADABLE_BGR = (90, 90, 90)  # a face the fit flag could not read: no label, no bars
-CLASS_COLORS_RGB = {
-    "angry": (214, 39, 40), "disgust": (140, 86, 75), "fear": (148, 103, 189), "happy": (255, 187, 30),
-    "neutral": (160, 160, 160), "sad": (31, 119, 180), "surprise": (44, 160, 44), "contempt": (227, 119, 194),
-}
 
 
 def _overlaps(a, b) -> bool:
@@ -47,12 +43,12 @@ def draw_faces(image: np.ndarray, faces: list[Face], bars: bool = True, fps: flo
     for f in faces:
         x, y, w, h = f.box
         readable = f.readable is not False
-        color = VALENCE_BGR[f.valence] if readable else UNREADABLE_BGR
+        color = bgr(expression_color(f.label) if readable else UNREADABLE_COLOR)  # as on the web page
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thick)
         if mesh and f.mesh is not None:
             for px, py in f.mesh[:, :2].astype(int):
                 cv2.circle(out, (int(px), int(py)), 1, (255, 230, 120), -1)
-        tag = (f"{f.label} {f.confidence:.0%}" if readable else "unreadable") + (
+        tag = (f"{f.label} {f.confidence:.0%} {VALENCE_MARK[f.valence]}" if readable else "unreadable") + (
             f" #{f.track_id}" if f.track_id is not None else "")
         if f.gender:
             tag += f" {max(f.gender, key=f.gender.get)}"
@@ -134,7 +130,7 @@ def _draw_bars(img: np.ndarray, f: Face, x0: int, y0: int, scale: float) -> None
         y = y0 + i * row
         if y + row > img.shape[0]:
             break
-        r, g, b = CLASS_COLORS_RGB.get(name, (128, 128, 128))
+        b, g, r = bgr(expression_color(name))
         cv2.rectangle(img, (x0, y), (x0 + width, y + row - 3), (40, 40, 40), -1)
         cv2.rectangle(img, (x0, y), (x0 + int(width * p), y + row - 3), (b, g, r), -1)
         cv2.putText(img, name[:8], (x0 + width + 3, y + row - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale,

@@ -121,8 +121,8 @@ class Timeline(pd.DataFrame):
     def plot(self, path: str | None = None):
         """Expression probabilities over time (stacked) and valence, one panel per person (short
         tracks left out). Saves a PNG when `path` is given; returns the matplotlib figure."""
+        from ..presentation import clock, expression_color
         from ..report import pyplot
-        from .annotate import CLASS_COLORS_RGB
 
         plt = pyplot()
 
@@ -134,7 +134,7 @@ class Timeline(pd.DataFrame):
         fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
         for ax, track in zip(axes[:, 0], tracks):
             g = df[df["track"] == track].sort_values("time")
-            colors = [np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255 for c in self.classes]
+            colors = [expression_color(c) for c in self.classes]
             ax.stackplot(g["time"], *[g[c] for c in self.classes], labels=self.classes, colors=colors, alpha=0.85)
             ax2 = ax.twinx()
             ax2.plot(g["time"], g["valence_score"], color="black", lw=1.4, label="valence")
@@ -152,7 +152,8 @@ class Timeline(pd.DataFrame):
             axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
         if len(tracks):
             axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
-        axes[-1, 0].set_xlabel("time (s)")
+        axes[-1, 0].set_xlabel("time (m:ss)")
+        axes[-1, 0].xaxis.set_major_formatter(lambda t, _pos: clock(t))
         fig.tight_layout()
         if path:
             fig.savefig(path, dpi=110)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..analyze.timeline import readable_rows
 from ..labels import EXPRESSIONS
+from ..presentation import clock, expression_color, whole_seconds
 from ..report import PlottingUnavailable, png_tag, table, write_html
 from .store import read_table, schemas
 
@@ -114,12 +115,6 @@ def find_peaks(curve: pd.DataFrame, min_viewers: int, top: int = PEAKS, gap: int
                              "change_ci_high": r["change_ci_high"], "viewers_agreeing": agree})
     return pd.DataFrame(rows, columns=["kind", "second", "viewers", "valence", "change", "change_ci_low",
                                        "change_ci_high", "viewers_agreeing"])
-
-
-def whole_seconds(seconds: float) -> int:
-    """The seconds a span of time is reported in: a last partial second counts when it holds at
-    least half a second (a 6.84 s ad has seconds 0 to 6; a 9.18 s one, 0 to 8: no empty last row)."""
-    return max(0, int(math.floor(seconds + 0.5)))
 
 
 def recorded_seconds(duration: float, offset: float, length: float | None) -> int:
@@ -302,10 +297,6 @@ def group_tests(vs: pd.DataFrame, peaks: pd.DataFrame, by_group: dict, names: li
                                        "p_value", "note"])
 
 
-def clock(second: int) -> str:
-    return f"{second // 60}:{second % 60:02d}"
-
-
 def describe_peak(p) -> str:
     direction = "rose above" if p["kind"] == "positive" else "fell below"
     return (f"At {clock(p['second'])}, valence {direction} the viewers' own average by {abs(p['change']):.2f} "
@@ -329,7 +320,6 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
     with few viewers faded, the moments marked, the absolute valence dashed; the expression
     shares as bars per second; the groups compared. Returns, per chart, its path and the
     horizontal extent of its axes in the figure (for the report's playhead)."""
-    from ..analyze.annotate import CLASS_COLORS_RGB
     from ..report import pyplot
     plt = pyplot()
     curve, charts, seconds = res["per_second"], {}, res["seconds"]
@@ -374,7 +364,7 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
     bottom = np.zeros(len(curve))
     for c in classes:
         share = curve[f"share_{c}"].fillna(0).to_numpy()
-        ax.bar(mid, share, width=1.0, bottom=bottom, color=np.array(CLASS_COLORS_RGB.get(c, (128, 128, 128))) / 255,
+        ax.bar(mid, share, width=1.0, bottom=bottom, color=expression_color(c),
                label=c, edgecolor="white", linewidth=0.3)
         bottom += share
     finish(ax, "share of viewers with a face", f"{title}: expressions per second (n = {n_viewers} viewers)", (0, 1))
@@ -587,17 +577,18 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
     if stimulus:
         src, stills = copy_stimulus(stimulus, out, sorted(set(int(s) for s in peaks["second"])))
         video_tag = (f"<video id='stimulus' src='{src}' controls preload='metadata' style='max-width:640px;"
-                     f"width:100%'></video><p>The stimulus ({clock(int(round(length)))}). Click a chart or a "
+                     f"width:100%'></video><p>The stimulus ({clock(length, tenths=True)}). Click a chart or a "
                      f"moment to seek it; playing it moves the orange cursor over the charts.</p>")
     charts: dict = {}
     chart_note = ""
     aligned = ("Each recording is aligned so that time 0:00 is where the stimulus starts in it "
                + ("(offsets from the offsets file; recordings it does not name start with the stimulus)"
                   if offsets else "(no offsets given: every recording starts with the stimulus)")
-               + (f"; everything after the stimulus's end ({length:.1f} s) is cut, and a recording that stops "
+               + (f"; everything after the stimulus's end ({clock(length, tenths=True)}) is cut, and a recording that stops "
                   f"early counts as missing from then on." if length else "."))
     cover = {"date": time.strftime("%Y-%m-%d %H:%M"), "viewers (n)": str(len(viewers)),
-             "length": f"{clock(len(curve))} ({len(curve)} whole seconds)", **(about or {}), "alignment": aligned}
+             "length": (f"{clock(length, tenths=True)} ({len(curve)} whole seconds)" if length
+                        else f"{len(curve)} whole seconds"), **(about or {}), "alignment": aligned}
     try:
         if not curve["viewers"].sum():
             raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..labels import EXPRESSIONS, VALENCE_LABELS, class_valence
+from ..presentation import EXPRESSION_COLORS, VALENCE_COLORS, clock
 from .segments import UNREADABLE, CodingError, frame_labels, frame_step, labels_at, runs
 
 QUALITY_BINS = ((0.5, 0.75), (0.75, 1.01))  # agreement by fit quality: [0.5, 0.75), [0.75, 1]
@@ -207,10 +208,6 @@ def coders_table(al: Alignment) -> dict:
 
 
 # -- the HTML report ------------------------------------------------------------------------------
-def _mmss(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
 def time_strip(al: Alignment, colors: dict[str, str], width: int = 960) -> str:
     """An SVG strip: each coder's labels over time, one row each, emoscope last; disagreements
     marked beneath in red, unreadable and uncoded frames in grey."""
@@ -225,7 +222,7 @@ def time_strip(al: Alignment, colors: dict[str, str], width: int = 960) -> str:
         for s, e, lab in runs(al.times, np.array([str(v) if v is not None else "" for v in labels], object), al.step):
             fill = colors.get(lab, "#ddd") if lab and lab != UNREADABLE else "#bbb" if lab else "#f2f2f2"
             parts.append(f"<rect x='{x(s):.1f}' y='{y}' width='{max(x(e) - x(s), 0.5):.1f}' height='{h - 6}' "
-                         f"fill='{fill}'><title>{html.escape(lab or 'uncoded')} {_mmss(s)}-{_mmss(e)}</title></rect>")
+                         f"fill='{fill}'><title>{html.escape(lab or 'uncoded')} {clock(s, tenths=True)}-{clock(e, tenths=True)}</title></rect>")
     y = 10 + len(rows) * h
     first = next(iter(al.humans.values()))
     for t, a, b in zip(al.times, first, al.emoscope):
@@ -234,16 +231,14 @@ def time_strip(al: Alignment, colors: dict[str, str], width: int = 960) -> str:
     parts.append(f"<text x='4' y='{y + 8}' font-size='11'>disagree</text>")
     for k in range(6):
         t = t0 + (t1 - t0) * k / 5
-        parts.append(f"<text x='{x(t):.1f}' y='{y + 26}' font-size='11' text-anchor='middle'>{_mmss(t)}</text>")
+        parts.append(f"<text x='{x(t):.1f}' y='{y + 26}' font-size='11' text-anchor='middle'>{clock(t, tenths=True)}</text>")
     return (f"<div style='overflow-x:auto'><svg viewBox='0 0 {width} {y + 32}' width='100%' role='img' "
             f"aria-label='codings over time'>{''.join(parts)}</svg></div>")
 
 
 def write_report(summary: dict, al: Alignment, path: str) -> str:
-    from ..analyze.annotate import CLASS_COLORS_RGB
     from ..report import table, write_html
-    colors = {c: "#%02x%02x%02x" % rgb for c, rgb in CLASS_COLORS_RGB.items()}
-    colors.update({"positive": "#2ca02c", "negative": "#d62728"})
+    colors = {**EXPRESSION_COLORS, **{k: v for k, v in VALENCE_COLORS.items() if k != "neutral"}}
     head = pd.DataFrame([{
         "frames compared": summary["compared"], "Cohen's kappa": summary.get("kappa"),
         "agreement": summary.get("agreement"), "macro-F1": summary.get("macro_f1"),

@@ -34,7 +34,7 @@ HTTP_MESSAGES = {404: "no such endpoint (see /docs)", 405: "this endpoint does n
 
 def open_studies(url: str | None):
     """The studies database (`StudyStore`), or None and why: the rest of the API works without it."""
-    from ..studies import StudyError, StudyStore
+    from ..studies.store import StudyError, StudyStore
     try:
         return StudyStore(url), None
     except StudyError as exc:

@@ -54,7 +54,7 @@ def parse_question(text: str) -> dict:
 
 def open_store(args):
     from ..cli import CLIError
-    from . import StudyError, StudyStore
+    from .store import StudyError, StudyStore
     try:
         return StudyStore(args.db)
     except StudyError as exc:
@@ -65,7 +65,7 @@ def guarded(fn):
     """A study verb whose StudyError is one plain line and exit 1."""
     def run(args) -> int:
         from ..cli import CLIError
-        from . import StudyError
+        from .store import StudyError
         try:
             return fn(args)
         except StudyError as exc:

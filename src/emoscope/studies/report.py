@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..labels import EXPRESSIONS
+from ..presentation import clock
 from ..report import table
 from .store import MIN_READABLE_SHARE, StudyStore
 
@@ -114,8 +115,8 @@ def band_chart(curve: list[dict], others: list[list[dict]]) -> str:
     line = " ".join(f"{x(p['second']):.1f},{y(p['valence']):.1f}" for p in curve if p["valence"] is not None)
     ticks = "".join(f"<text x='{pad - 6}' y='{y(v) + 4:.1f}' font-size='11' text-anchor='end'>{v:+.0f}</text>"
                     for v in (-1, 0, 1))
-    xt = "".join(f"<text x='{x(s):.1f}' y='{h - pad + 16}' font-size='11' text-anchor='middle'>{s // 60}:{s % 60:02d}"
-                 f"</text>" for s in range(0, seconds, max(1, seconds // 8)))
+    xt = "".join(f"<text x='{x(s):.1f}' y='{h - pad + 16}' font-size='11' text-anchor='middle'>{clock(s)}</text>"
+                 for s in range(0, seconds, max(1, seconds // 8)))
     return (f"<svg viewBox='0 0 {w} {h}' width='100%' style='max-width:{w}px' role='img' "
             f"aria-label='valence against other studies'>"
             f"<polygon points='{band}' fill='#c6dbef'><title>other studies, 10th-90th percentile</title></polygon>"

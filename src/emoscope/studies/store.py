@@ -20,8 +20,8 @@ from sqlalchemy import Integer, create_engine, delete, event, func, insert, sele
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..batch.campaign import whole_seconds
 from ..labels import EXPRESSIONS
+from ..presentation import whole_seconds
 from . import schema
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")

@@ -25,6 +25,13 @@ def favicon() -> Response:
                     headers={"Cache-Control": "max-age=86400"})
 
 
+@router.get("/presentation.js", include_in_schema=False)
+def presentation_js() -> Response:
+    """The colours and marks every report, chart and annotated video uses (`emoscope.presentation`)."""
+    from ...presentation import javascript
+    return Response(javascript(), media_type="text/javascript", headers={"Cache-Control": "max-age=3600"})
+
+
 @router.get("/health")
 async def health(request: Request) -> dict:
     """Answers from state on the event loop: never waits for an analyzer or a thread."""

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from ...media import sniff_video
-from ...studies import StudyError
+from ...studies.store import StudyError
 from ..jobs import JobsFull
 from ..uploads import UploadError, uploaded
 from .images import analyzed_in_time, decoded_for_analysis

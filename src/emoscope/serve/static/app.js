@@ -1,13 +1,8 @@
 // emoscope web page: upload a photo or video, or stream the camera over a WebSocket.
-const VALENCE_MARK = { positive: "+", negative: "\u2212", neutral: "\u00b7" };
-const UNREADABLE_COLOR = "#5a5a5a";  // a face the fit flag could not read (as in annotated output)
-// One colour per expression, shared by boxes, bars and the expression view.
-const CLASS_COLORS = { angry: "#d62728", disgust: "#8c564b", fear: "#9467bd", happy: "#ffbb1e", neutral: "#a0a0a0",
-  sad: "#1f77b4", surprise: "#2ca02c", contempt: "#e377c2" };
-// 24 distinct colours for persons; past them, hues spread by the golden angle.
-const TRACK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-  "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-  "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8"];
+// The visual language of every report, chart and annotated video (emoscope/presentation.py, served
+// as /presentation.js): one colour per expression, for valence, for unreadable faces and for persons.
+const { valenceMark: VALENCE_MARK, unreadable: UNREADABLE_COLOR, expression: CLASS_COLORS,
+  persons: TRACK_COLORS } = window.PRESENTATION;
 const $ = (id) => document.getElementById(id);
 const mmss = (t) => `${Math.floor(t / 60)}:${String(Math.floor(t % 60)).padStart(2, "0")}`;
 const mmssTenths = (t) => `${mmss(t)}.${Math.floor((t * 10) % 10)}`;
@@ -104,7 +99,7 @@ async function analyzePhoto(file) {
 // One colour per person, shared by the chart lines, the legend and the thumbnails' frames.
 function trackColor(track, order) {
   const i = Math.max(0, order.indexOf(String(track)));
-  return i < TRACK_COLORS.length ? TRACK_COLORS[i] : `hsl(${(i * 137.508) % 360}, 65%, 45%)`;
+  return i < TRACK_COLORS.length ? TRACK_COLORS[i] : `hsl(${(i * 137.508) % 360}, 45%, 30%)`;
 }
 
 // A chart frame: title, axes with ticks (x in m:ss) and axis titles. Returns the mapping functions.
