@@ -253,3 +253,38 @@ def test_campaign_job_from_upload_to_report(client, tmp_path, photo):
     assert bad.status_code == 400 and "text CSV" in bad.json()["error"]
     assert client.post("/v1/campaigns", content=b"x" * 10).status_code == 415
     assert client.app.state.jobs.pending() == 0
+
+
+def test_exif_turned_photos_come_back_upright_with_their_boxes(client):
+    """A phone photo stored sideways with EXIF orientation 6: the answer's size and boxes are
+    those of the upright photo, as the decode turns it."""
+    from conftest import shared_path
+    upright = Image.open(shared_path("samples", "facerec_obama.jpg")).convert("RGB")
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # what orientation 6 turns back by 270
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    sideways.save(buf, "JPEG", exif=exif.tobytes())
+    plain = io.BytesIO()
+    upright.save(plain, "JPEG")
+    a = client.post("/v1/analyze", files={"file": ("turned.jpg", buf.getvalue(), "image/jpeg")}).json()
+    b = client.post("/v1/analyze", files={"file": ("upright.jpg", plain.getvalue(), "image/jpeg")}).json()
+    assert (a["width"], a["height"]) == upright.size == (b["width"], b["height"])
+    assert len(a["faces"]) == len(b["faces"]) == 1
+    assert max(abs(p - q) for p, q in zip(a["faces"][0]["box"], b["faces"][0]["box"])) <= 4
+
+
+def test_campaign_names_and_offsets_that_once_broke_the_server():
+    from emoscope.batch.campaign import offset_seconds
+    from emoscope.serve.routes.campaigns import MAX_NAME, safe_name
+    taken: set[str] = set()
+    long = safe_name("x" * 300 + ".mp4", taken)
+    assert len(long) <= MAX_NAME and long.endswith(".mp4")
+    assert len(safe_name("x" * 300 + ".mp4", taken)) <= MAX_NAME and len(taken) == 2  # still unique
+    recording = safe_name("stimulus-ad.avi", taken)
+    stimulus = safe_name("stimulus-" + "ad.avi", taken)
+    assert recording != stimulus
+    for bad in ("inf", "nan", "-10000000", "1e12"):
+        with pytest.raises(ValueError):
+            offset_seconds(bad)
+    assert offset_seconds("2.5") == 2.5

@@ -72,8 +72,12 @@ def _clean_message(exc: BaseException) -> str:
     return "the image is damaged or in an unsupported variant of its format"
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Read an image's header only: its size, bands and sample depth. Raises ImageDecodeError."""
+    """Read an image's header only: its size (upright: after the EXIF orientation, as decoding
+    turns it), bands and sample depth. Raises ImageDecodeError."""
     if not data:
         raise ImageDecodeError("empty file")
     try:
@@ -83,8 +87,14 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
             w, h = img.size
             mode = img.mode
             fmt = img.format or ""
+            try:
+                turned = img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            except Exception:  # a broken EXIF block: the decode ignores it too
+                turned = False
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(_clean_message(exc)) from exc
+    if turned:  # the size the photo has once turned upright, as every decode returns it
+        w, h = h, w
     if w < 1 or h < 1:
         raise ImageDecodeError(f"the image claims to be {w}x{h} pixels")
     if w * h > max_pixels:

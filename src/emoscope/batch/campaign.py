@@ -184,9 +184,20 @@ def read_groups(path: str) -> dict[str, str]:
     return read_video_table(path, "group", str, "a name")
 
 
+MAX_OFFSET_S = 86_400.0  # a day: no recording holds the stimulus later than this
+
+
+def offset_seconds(text: str) -> float:
+    """An offset in seconds: a finite number from 0 to MAX_OFFSET_S, else ValueError."""
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= MAX_OFFSET_S:
+        raise ValueError(text)
+    return value
+
+
 def read_offsets(path: str) -> dict[str, float]:
     """video -> offset_s (where the stimulus starts in that recording) from a CSV video,offset_s."""
-    return read_video_table(path, "offset_s", float, "a number of seconds")
+    return read_video_table(path, "offset_s", offset_seconds, f"a number of seconds from 0 to {MAX_OFFSET_S:,.0f}")
 
 
 def _keys(source: str) -> tuple[str, str, str]:

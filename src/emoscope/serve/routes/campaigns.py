@@ -25,10 +25,17 @@ TEXT_FIELDS = ("title",)
 CSV_FIELDS = ("groups", "offsets")
 
 
+MAX_NAME = 100  # characters of a saved upload's name: far under any file system's limit
+
+
 def safe_name(name: str, taken: set[str]) -> str:
-    """A file name without folders or odd characters, made unique among `taken`."""
+    """A file name without folders or odd characters, at most MAX_NAME characters, made unique
+    among `taken`."""
     base = SAFE_NAME.sub("_", os.path.basename(name or "recording")).strip("._") or "recording"
     stem, ext = os.path.splitext(base)
+    ext = ext[:10]
+    stem = stem[:MAX_NAME - len(ext) - 6]  # room for the "-N" that makes it unique
+    base = stem + ext
     out, n = base, 1
     while out in taken:
         n += 1
@@ -89,7 +96,8 @@ def build_job(form, settings) -> CampaignJob:
             job.recordings[path] = name
         stimulus = form.get("stimulus")
         if stimulus is not None and hasattr(stimulus, "file"):
-            job.stimulus = save_part(stimulus, folder, "stimulus-" + safe_name(stimulus.filename, set()),
+            # named among the recordings' names: a recording called stimulus-ad.avi is never overwritten
+            job.stimulus = save_part(stimulus, folder, safe_name("stimulus-" + (stimulus.filename or "ad"), taken),
                                      settings.max_video_bytes)
             probe_video(job.stimulus, settings)
         for field in CSV_FIELDS:
