@@ -92,23 +92,32 @@ def synthetic_split_folders(n_per_class: int = 20, classes=("angry", "happy", "s
 
 
 @contextlib.contextmanager
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, seconds: float = 60) -> None:
+    """Wait until a server at `url` answers /health (at most `seconds`)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+
+
 def serve_process(*args: str, env: dict | None = None, log: str | None = None):
     """`emoscope serve` on a free loopback port in a child process, ready when /health answers;
     yields its URL and port, stops it afterwards. Output goes to `log` (else nowhere)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), *args], cwd=REPO,
                             env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
+    wait_healthy(url)
     try:
         yield url, port
     finally:

@@ -11,10 +11,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import cv2
@@ -32,22 +30,14 @@ POSTGRES = os.environ.get("EMOSCOPE_TEST_POSTGRES")
 @contextlib.contextmanager
 def server(db: str, log: str):
     """`emoscope serve --db DB` on a free port; yields (url, process); killed with SIGKILL after."""
-    from conftest import shared_path
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from conftest import free_port, shared_path, wait_healthy
+    port = free_port()
     with open(log, "a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "emoscope.cli", "serve", "--port", str(port), "--db", db,
                                  "--detector-model", shared_path("models", "face_detection_yunet.onnx")],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
+    wait_healthy(url)
     try:
         yield url, proc
     finally:
