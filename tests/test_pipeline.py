@@ -121,3 +121,13 @@ def test_pipeline_evaluation_agrees_with_the_analyzer(photo_set, yunet, tmp_path
     with open(tmp_path / "eval" / "metrics.json") as f:
         assert json.load(f)["no_face_photos"] == ["sad/noise.png"]
     assert os.path.getsize(tmp_path / "eval" / "report.html") > 1000
+
+
+def test_pipeline_macro_f1_counts_photos_without_a_face_as_misses():
+    from emoscope.evaluate.pipeline import pipeline_metrics
+    classes = ["happy", "neutral"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan], [0.3, 0.7]])
+    labels = np.array([0, 1, 0, 0])
+    m = pipeline_metrics(probs, labels, ["positive", "neutral", "neutral", "neutral"], classes)
+    # happy: tp 1, predicted 1, true 3 -> F1 0.5; neutral: tp 1, predicted 2, true 1 -> F1 2/3
+    assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)

@@ -70,7 +70,7 @@ def run_pipeline(args) -> int:
                               args.detector_model, args.tta, mesh=args.mesh, mesh_model=args.mesh_model)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
-    keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "neutral_read_negative",
+    keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "macro_f1", "neutral_read_negative",
             "mean_recall_support_30",
             "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes")
     out = {k: r[k] for k in keys if k in r}

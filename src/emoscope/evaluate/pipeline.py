@@ -84,6 +84,16 @@ def pipeline_predictions(analyzer: Analyzer, data: str, ids: list[str], progress
             "blendshapes": blend, "mesh_presence": presence}
 
 
+def macro_f1(cm: np.ndarray, k: int) -> float:
+    """Macro-F1 over the classes present or predicted, from a confusion matrix whose last column
+    counts photos with no face found (misses of their class)."""
+    tp = np.diag(cm[:, :k]).astype(float)
+    denom = cm[:, :k].sum(0) + cm.sum(1)  # predicted as the class + truly the class
+    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+    counted = denom > 0
+    return float(f1[counted].mean()) if counted.any() else 0.0
+
+
 def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list[str], classes: list[str]) -> dict:
     """Metrics of end-to-end predictions; rows of NaN are photos with no face found (wrong)."""
     found = ~np.isnan(probs).any(1)
@@ -98,6 +108,7 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
         "n": int(len(labels)), "faces_found": int(found.sum()), "no_face": int((~found).sum()),
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
+        "macro_f1": macro_f1(cm, len(classes)),
         "per_class_recall": {c: float(recall[i]) for i, c in enumerate(classes)},
         "support": {c: int(support[i]) for i, c in enumerate(classes)},
         "confusion_matrix": cm.tolist(),
