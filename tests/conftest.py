@@ -91,7 +91,6 @@ def synthetic_split_folders(n_per_class: int = 20, classes=("angry", "happy", "s
     return files
 
 
-@contextlib.contextmanager
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,6 +108,7 @@ def wait_healthy(url: str, seconds: float = 60) -> None:
             time.sleep(0.3)
 
 
+@contextlib.contextmanager
 def serve_process(*args: str, env: dict | None = None, log: str | None = None):
     """`emoscope serve` on a free loopback port in a child process, ready when /health answers;
     yields its URL and port, stops it afterwards. Output goes to `log` (else nowhere)."""

@@ -444,3 +444,43 @@ def test_slot_waits_end_at_the_deadline(photo):
                 analyze_image(state, photo, False, time.monotonic() + 0.3)
             assert busy.value.status_code == 503
         assert analyze_image(state, photo, False, time.monotonic() + 30)["faces"]
+
+
+@pytest.mark.slow
+def test_request_heads_without_a_body_reserve_nothing(server, photo):
+    """N1: heads that declare a 64 MB body and send none used to reserve the whole upload budget
+    (every upload 503); the budget is now charged by the bytes that arrive."""
+    port, _ = server
+    heads = []
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                  b"Content-Length: 67108864\r\nContent-Type: video/mp4\r\n\r\n")
+        heads.append(s)
+    try:
+        time.sleep(0.2)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/analyze", data=photo, method="POST",
+                                     headers={"X-API-Key": "s3cret-key-42", "Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and len(json.loads(r.read())["faces"]) == 2
+    finally:
+        for s in heads:
+            s.close()
+
+
+def test_the_upload_budget_counts_bytes_received_with_a_share_per_client():
+    from emoscope.serve.uploads import UploadBudget, UploadError
+    budget = UploadBudget(100, per_client=60)
+    with budget.account("a") as a, budget.account("b") as b:
+        a.add(50)
+        b.add(40)
+        with pytest.raises(UploadError) as too_much:
+            a.add(20)                       # over a's share, though the budget has room
+        assert too_much.value.status_code == 503
+        with budget.account("c") as c:
+            with pytest.raises(UploadError):
+                c.add(20)                   # over the whole budget
+            c.add(10)
+            assert budget.used == 100
+        assert budget.used == 90 and "c" not in budget.by_client
+    assert budget.used == 0 and budget.by_client == {}

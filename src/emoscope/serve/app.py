@@ -84,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings.workers + settings.max_queued_requests)
     app.state.budget = MemoryBudget(int(settings.decode_budget_mb * 2**20))
     app.state.decode_slots = threading.BoundedSemaphore(settings.workers)  # image decodes at once
-    app.state.upload_budget = UploadBudget(int(settings.upload_budget_mb * 2**20))
+    app.state.upload_budget = UploadBudget(int(settings.upload_budget_mb * 2**20),
+                                           max(int(settings.upload_budget_mb * 2**20) // 2, settings.max_video_bytes))
     app.state.streams = {"open": 0}  # live-camera WebSockets (event loop only)
     app.state.study_streams = {"open": 0}  # study viewers' WebSockets (event loop only)
     app.state.studies, app.state.studies_error = open_studies(settings.db)

@@ -38,7 +38,8 @@ class Settings:
     decode_max_side: int = setting(2560, "images are scaled on decode so the longer side is at most this "
                                    "(JPEG decodes at that size directly)")
     upload_budget_mb: float = setting(128.0, "memory all upload bodies being received may hold at once, in MB "
-                                      "(each reserves its declared size; one that does not fit gets 503)")
+                                      "(charged by the bytes received, never the declared length; one client at most half of it, or one "
+                                      "video; a chunk that does not fit gets 503)")
     max_faces: int = setting(100, "faces analysed per image or frame (the surest first)")
     max_queued_requests: int = setting(30, "image requests waiting for an analyzer; one more gets 503 at once "
                                        "(with the workers, at most 32 inside: under the 40 threads that serve "

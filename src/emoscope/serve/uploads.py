@@ -4,7 +4,7 @@ error type whose status and message become the JSON error body."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
@@ -18,10 +18,11 @@ class UploadError(HTTPException):
 MIN_UPLOAD_RATE = 64 * 1024  # bytes/s a client must sustain beyond the first `timeout` seconds
 
 
-async def read_capped(request: Request, cap: int, timeout: float | None = None) -> bytes:
+async def read_capped(request: Request, cap: int, timeout: float | None = None, account=None) -> bytes:
     """The request body, refusing (413) anything over `cap` bytes, whatever Content-Length claims,
     and (408) a client that sends nothing for `timeout` seconds or trickles: the body must arrive
-    within `timeout` seconds plus its size at `MIN_UPLOAD_RATE`."""
+    within `timeout` seconds plus its size at `MIN_UPLOAD_RATE`. Each chunk received is charged to
+    `account` (an `UploadBudget` account) when given."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise UploadError(413, f"upload is {int(declared):,} bytes; the limit is {cap:,}")
@@ -47,47 +48,67 @@ async def read_capped(request: Request, cap: int, timeout: float | None = None) 
         size += len(chunk)
         if size > cap:
             raise UploadError(413, f"upload exceeds the {cap:,}-byte limit")
+        if account is not None:
+            account.add(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 class UploadBudget:
-    """Bytes that upload bodies may hold in memory at once, counted from the event loop only. A
-    request reserves its declared size (the cap when it declares none; twice that for multipart,
-    whose file part is a second copy) before its body is read, and a request that does not fit
-    is answered 503 at once."""
+    """Bytes that upload bodies hold in memory at once, counted from the event loop only, as they
+    arrive: a request is charged for the bytes it has sent, never for what its Content-Length
+    claims (heads with a large declared length and no body used to shut every upload out). One
+    client may hold at most `per_client` of it. A chunk that does not fit ends its upload with 503;
+    the others go on."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, per_client: int | None = None):
         self.total = total
+        self.per_client = per_client or total
         self.used = 0
+        self.by_client: dict[str, int] = {}
 
-    @asynccontextmanager
-    async def hold(self, nbytes: int):
-        if self.used + nbytes > self.total:
+    @contextmanager
+    def account(self, client: str):
+        acc = _Account(self, client)
+        try:
+            yield acc
+        finally:
+            self.used -= acc.held
+            left = self.by_client.get(client, 0) - acc.held
+            if left > 0:
+                self.by_client[client] = left
+            else:
+                self.by_client.pop(client, None)
+
+
+class _Account:
+    def __init__(self, budget: UploadBudget, client: str):
+        self.budget, self.client, self.held = budget, client, 0
+
+    def add(self, n: int) -> None:
+        b = self.budget
+        mine = b.by_client.get(self.client, 0)
+        if b.used + n > b.total or mine + n > b.per_client:
             raise UploadError(503, "the server is receiving too many uploads; try again in a moment",
                               headers={"Retry-After": "1"})
-        self.used += nbytes
-        try:
-            yield
-        finally:
-            self.used -= nbytes
+        b.used += n
+        b.by_client[self.client] = mine + n
+        self.held += n
 
 
 @asynccontextmanager
 async def uploaded(request: Request, cap: int):
-    """The uploaded file's bytes (`upload_bytes`), its memory held against the server's upload
-    budget until the block ends."""
-    declared = request.headers.get("content-length", "")
-    size = min(int(declared), cap) if declared.isdigit() else cap
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        size *= 2
-    async with request.app.state.upload_budget.hold(size):
-        yield await upload_bytes(request, cap)
+    """The uploaded file's bytes (`upload_bytes`), charged to the server's upload budget as they
+    arrive and held against it until the block ends."""
+    client = request.client.host if request.client else "?"
+    with request.app.state.upload_budget.account(client) as account:
+        yield await upload_bytes(request, cap, account)
 
 
-async def upload_bytes(request: Request, cap: int) -> bytes:
-    """The uploaded file: multipart field `file` (or `image`/`video`), or the raw body."""
-    body = await read_capped(request, cap, request.app.state.settings.body_timeout_s)
+async def upload_bytes(request: Request, cap: int, account=None) -> bytes:
+    """The uploaded file: multipart field `file` (or `image`/`video`), or the raw body. The form
+    parser spools a multipart file part to disk, so memory holds one copy of the body."""
+    body = await read_capped(request, cap, request.app.state.settings.body_timeout_s, account)
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         if not body:
