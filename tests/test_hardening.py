@@ -484,3 +484,37 @@ def test_the_upload_budget_counts_bytes_received_with_a_share_per_client():
             assert budget.used == 100
         assert budget.used == 90 and "c" not in budget.by_client
     assert budget.used == 0 and budget.by_client == {}
+
+
+def test_a_campaign_deleted_while_its_report_is_written_leaves_nothing(tmp_path):
+    """N5: DELETE while the report was being written left the job's report folder (with the
+    stimulus copy and the PDF) behind for good."""
+    import contextlib
+    import threading
+    from emoscope.serve.jobs import CampaignJob, JobQueue
+
+    writing, go_on = threading.Event(), threading.Event()
+
+    class SlowReport(CampaignJob):
+        def work(self, analyzer, queue, progress) -> None:
+            os.makedirs(self.report_dir)
+            open(os.path.join(self.report_dir, "report.pdf"), "wb").write(b"%PDF")
+            writing.set()
+            go_on.wait(10)  # the report is being written when the DELETE comes
+
+    class Pool:
+        @contextlib.contextmanager
+        def use(self, timeout=None):
+            yield object()
+
+    queue = JobQueue(Pool())
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    job = SlowReport("j1", str(upload), report_dir=str(tmp_path / "report"))
+    queue.reserve()
+    queue.submit(job.path, job=job)
+    assert writing.wait(10)
+    assert queue.cancel("j1")
+    go_on.set()
+    queue.pool.shutdown(wait=True)
+    assert not (tmp_path / "report").exists() and not upload.exists()

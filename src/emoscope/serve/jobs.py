@@ -217,6 +217,8 @@ class JobQueue:
             job.status, job.error = "failed", f"the video could not be analysed: {exc}".replace(job.path, "upload")
         finally:
             job.finished = time.time()
+            if job.cancel.is_set():  # deleted while it ran (even while its report was written): keep nothing
+                job.discard()
             self._discard_media(job)
 
     def _discard_media(self, job: Job) -> None:
