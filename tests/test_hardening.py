@@ -3,6 +3,7 @@ line is full, video job limits (atomic slots, caps, cancel, expiry), clean error
 WebSocket key and origin, and, on a real server on loopback, header/body/idle timeouts, header
 limits, a disconnecting client and the key kept out of the logs."""
 
+import contextlib
 import io
 import json
 import os
@@ -518,3 +519,21 @@ def test_a_campaign_deleted_while_its_report_is_written_leaves_nothing(tmp_path)
     go_on.set()
     queue.pool.shutdown(wait=True)
     assert not (tmp_path / "report").exists() and not upload.exists()
+
+
+def test_one_client_cannot_hold_every_live_stream(photo):
+    """N11: 32 sockets sending a 10-byte frame every 20 s locked out every new camera. Now one
+    address holds at most 4 live streams, and 3 frames in a row that are no picture end a stream."""
+    settings = Settings(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1)
+    with TestClient(create_app(settings)) as c:
+        with contextlib.ExitStack() as stack:
+            held = [stack.enter_context(c.websocket_connect("/v1/stream")) for _ in range(4)]
+            with c.websocket_connect("/v1/stream") as fifth:
+                assert fifth.receive()["code"] == 1013
+            held[0].send_bytes(photo)
+            assert "faces" in held[0].receive_json()  # the held ones still work
+        with c.websocket_connect("/v1/stream") as ws:
+            for _ in range(3):
+                ws.send_bytes(b"0123456789")
+                assert ws.receive_json()["status"] == 415
+            assert ws.receive()["code"] == 1003

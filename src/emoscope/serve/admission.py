@@ -28,6 +28,34 @@ class Admission:
             self.inside -= 1
 
 
+class SocketSlots:
+    """Open WebSockets of one kind: at most `total` in all and `per_client` from one address, so
+    one client holding sockets open cannot shut everyone else out. Event loop only."""
+
+    def __init__(self, total: int, per_client: int):
+        self.total, self.per_client = total, per_client
+        self.open = 0
+        self.by_client: dict[str, int] = {}
+
+    def refusal(self, client: str) -> str | None:
+        """Why a new socket from `client` cannot open, or None (then it holds a slot until `leave`)."""
+        if self.open >= self.total:
+            return "too many open at once; try again in a minute"
+        if self.by_client.get(client, 0) >= self.per_client:
+            return f"at most {self.per_client} from one address"
+        self.open += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        return None
+
+    def leave(self, client: str) -> None:
+        self.open -= 1
+        left = self.by_client.get(client, 1) - 1
+        if left > 0:
+            self.by_client[client] = left
+        else:
+            self.by_client.pop(client, None)
+
+
 class MemoryBudget:
     """Bytes that image decodes may hold at once. A decode reserves what its header says it needs;
     one that needs more than the whole budget is refused (413); others wait their turn for at

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..analyze import Analyzer
-from .admission import Admission, MemoryBudget
+from .admission import Admission, MemoryBudget, SocketSlots
 from .guards import RequestGuard, redact_keys_in_logs
 from .jobs import JobQueue
 from .pool import AnalyzerPool
@@ -86,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.decode_slots = threading.BoundedSemaphore(settings.workers)  # image decodes at once
     app.state.upload_budget = UploadBudget(int(settings.upload_budget_mb * 2**20),
                                            max(int(settings.upload_budget_mb * 2**20) // 2, settings.max_video_bytes))
-    app.state.streams = {"open": 0}  # live-camera WebSockets (event loop only)
-    app.state.study_streams = {"open": 0}  # study viewers' WebSockets (event loop only)
+    app.state.streams = SocketSlots(settings.max_streams, settings.max_streams_per_client)  # live cameras
+    app.state.study_streams = SocketSlots(settings.max_study_viewers, settings.max_study_viewers)  # study viewers
+    # (viewers of a panel may share an office's address: no cap per address beyond the total)
     app.state.studies, app.state.studies_error = open_studies(settings.db)
     app.state.reports = studies.ReportCache()
     if settings.cors_origins:

@@ -74,6 +74,7 @@ class Settings:
     max_stream_frame_bytes: int = setting(4 * MB, "largest live-camera frame in MB (a 1080p JPEG is under 1 MB); "
                                           "a larger one closes the stream with code 1009", "--max-stream-frame-mb", MB)
     max_streams: int = setting(32, "live-camera WebSockets open at once; one more is closed with code 1013")
+    max_streams_per_client: int = setting(4, "live-camera WebSockets from one address; one more is closed with 1013")
     max_connections: int = setting(1000, "open connections in all; past it the oldest idle one is closed")
     max_connections_per_client: int = setting(64, "open connections from one address; past it that client's "
                                                "oldest idle connection is closed")

@@ -12,6 +12,8 @@ from ..uploads import UploadError
 from .images import analyzed_in_time, decoded_for_analysis
 
 router = APIRouter()
+UNUSABLE = (400, 413, 415, 422)  # a frame's answer statuses that say it was no usable picture
+MAX_UNUSABLE_FRAMES = 3
 
 
 def refusal(ws: WebSocket, settings) -> int | None:
@@ -42,14 +44,15 @@ async def stream(ws: WebSocket):
         await ws.close(code=refused)
         return
     await ws.accept()
-    if state.streams["open"] >= settings.max_streams:
-        await ws.close(code=1013, reason="too many live streams; try again later")
+    client = ws.client.host if ws.client else "?"
+    full = state.streams.refusal(client)
+    if full:
+        await ws.close(code=1013, reason=f"live streams: {full}")
         return
-    state.streams["open"] += 1
     try:
         await serve_stream(ws, state, settings, mesh)
     finally:
-        state.streams["open"] -= 1
+        state.streams.leave(client)
 
 
 async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> None:
@@ -59,7 +62,7 @@ async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> No
     tracker = Tracker(max_gap=10, detect_every=DETECT_EVERY)  # frames arrive at camera rate minus the dropped ones
     latest: dict = {}
     ready = asyncio.Event()
-    counters = {"received": 0, "dropped": 0}
+    counters = {"received": 0, "dropped": 0, "unusable": 0}
 
     async def receive():
         while True:
@@ -115,6 +118,11 @@ async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> No
             result = await answer(*item)
             result["dropped"] = counters["dropped"]
             await ws.send_json(result)
+            # frames that are not pictures keep a socket open at no cost: a few in a row end it
+            counters["unusable"] = counters["unusable"] + 1 if result.get("status") in UNUSABLE else 0
+            if counters["unusable"] >= MAX_UNUSABLE_FRAMES:
+                await ws.close(code=1003, reason=f"{MAX_UNUSABLE_FRAMES} frames in a row were not pictures")
+                break
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -318,10 +318,11 @@ async def viewer_stream(ws: WebSocket, token: str):
         await ws.close(code=4403)
         return
     await ws.accept()
-    if state.study_streams["open"] >= settings.max_study_viewers:
-        await ws.close(code=1013, reason="too many viewers at once; try again in a minute")
+    client = ws.client.host if ws.client else "?"
+    full = state.study_streams.refusal(client)
+    if full:
+        await ws.close(code=1013, reason=f"viewers: {full}")
         return
-    state.study_streams["open"] += 1
     viewer_id, gap, last = int(viewer), 1.0 / settings.study_max_fps, 0.0
     counters = {"stored": 0, "dropped": 0}
 
@@ -366,4 +367,4 @@ async def viewer_stream(ws: WebSocket, token: str):
     except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        state.study_streams["open"] -= 1
+        state.study_streams.leave(client)
