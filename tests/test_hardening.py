@@ -537,3 +537,21 @@ def test_one_client_cannot_hold_every_live_stream(photo):
                 ws.send_bytes(b"0123456789")
                 assert ws.receive_json()["status"] == 415
             assert ws.receive()["code"] == 1003
+
+
+def test_one_clients_burst_of_jobs_never_evicts_anothers_results(tmp_path):
+    """N9: 52 one-frame jobs in 6 s made another client's finished job answer 404."""
+    from emoscope.media import sniff_video
+    from emoscope.serve.jobs import Job, JobQueue
+    queue = JobQueue(analyzers=None, keep_results=20, keep_per_client=5)
+    mine = Job("mine", str(tmp_path / "m"), status="done", finished=time.time(), client="10.0.0.1")
+    queue.jobs["mine"] = mine
+    for i in range(52):
+        queue.jobs[f"x{i}"] = Job(f"x{i}", str(tmp_path / f"x{i}"), status="done", finished=time.time(),
+                                  client="10.0.0.2")
+        queue.expire()
+    assert queue.get("mine") is mine
+    assert sum(j.client == "10.0.0.2" for j in queue.jobs.values()) == 5
+    # an AVIF photo is a still picture, not an MP4 video
+    assert sniff_video(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00") is None
+    assert sniff_video(b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00") == "video/mp4"

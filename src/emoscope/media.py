@@ -22,9 +22,13 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
+# ISO base media files whose major brand is a still picture (AVIF, HEIF/HEIC): not videos
+STILL_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
+
+
 def sniff_video(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
-        return "video/mp4"
+        return None if head[8:12] in STILL_BRANDS else "video/mp4"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video/x-msvideo"
     if head[:4] == b"\x1a\x45\xdf\xa3":

@@ -40,6 +40,7 @@ class Job:
     created: float = field(default_factory=time.time)
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    client: str = ""                # the address that sent it: result retention is shared out by client
 
     def work(self, analyzer, queue: "JobQueue", progress) -> None:
         """Analyse the uploaded video into `timeline`."""
@@ -126,7 +127,8 @@ class JobQueue:
     each analyses at most `max_frames` frames; results live `result_ttl_s` after the job ends."""
 
     def __init__(self, analyzers, every: int = 1, retention_s: float = 0.0, max_jobs: int = 4,
-                 max_frames: int | None = None, result_ttl_s: float = 600.0, keep_results: int = 50):
+                 max_frames: int | None = None, result_ttl_s: float = 600.0, keep_results: int = 50,
+                 keep_per_client: int = 10):
         self.analyzers = analyzers
         self.every = every
         self.retention_s = retention_s
@@ -134,6 +136,7 @@ class JobQueue:
         self.max_frames = max_frames
         self.result_ttl_s = result_ttl_s
         self.keep_results = keep_results
+        self.keep_per_client = keep_per_client
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.reserved = 0
         self._lock = threading.Lock()
@@ -157,9 +160,10 @@ class JobQueue:
         with self._lock:
             self.reserved -= 1
 
-    def submit(self, path: str, frames_total: int = 0, job: Job | None = None) -> Job:
-        """Queue a job (a video job on `path`, or the given `job`) in a reserved slot."""
+    def submit(self, path: str, frames_total: int = 0, job: Job | None = None, client: str = "") -> Job:
+        """Queue a job (a video job on `path`, or the given `job`) in a reserved slot, for `client`."""
         job = job or Job(uuid.uuid4().hex, path, frames_total=frames_total)
+        job.client = client
         with self._lock:
             self.reserved -= 1
             self.jobs[job.id] = job
@@ -171,14 +175,24 @@ class JobQueue:
         return self.jobs.get(job_id)
 
     def expire(self) -> None:
-        """Forget finished jobs whose results are older than `result_ttl_s`, and the oldest
-        finished ones beyond `keep_results`."""
+        """Forget finished jobs whose results are older than `result_ttl_s`, each client's oldest
+        finished ones beyond `keep_per_client`, and past `keep_results` in all, the oldest of
+        whichever client keeps the most: one client's burst of jobs never evicts another's."""
         now = time.time()
         with self._lock:
             finished = [k for k, j in self.jobs.items() if j.finished]
-            old = {k for k in finished if now - self.jobs[k].finished > self.result_ttl_s}
-            gone = [self.jobs.pop(k) for k in old | set(finished[:max(0, len(finished) - self.keep_results)])]
-        for job in gone:
+            gone = {k for k in finished if now - self.jobs[k].finished > self.result_ttl_s}
+            by_client: dict[str, list[str]] = {}
+            for k in finished:
+                if k not in gone:
+                    by_client.setdefault(self.jobs[k].client, []).append(k)
+            for keys in by_client.values():
+                while len(keys) > self.keep_per_client:
+                    gone.add(keys.pop(0))
+            while sum(map(len, by_client.values())) > self.keep_results:
+                gone.add(max(by_client.values(), key=len).pop(0))
+            dropped = [self.jobs.pop(k) for k in gone]
+        for job in dropped:
             job.discard()
 
     def cancel(self, job_id: str) -> bool:

@@ -146,7 +146,7 @@ async def submit_campaign(request: Request) -> dict:
     except BaseException:
         jobs.release()
         raise
-    jobs.submit(job.path, job=job)
+    jobs.submit(job.path, job=job, client=request.client.host if request.client else "")
     return {"id": job.id, "status": job.status, "status_url": f"/v1/campaigns/{job.id}"}
 
 

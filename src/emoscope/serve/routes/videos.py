@@ -68,7 +68,7 @@ async def submit_video(request: Request) -> dict:
         if path:
             os.remove(path)
         raise
-    job = jobs.submit(path, frames)
+    job = jobs.submit(path, frames, client=request.client.host if request.client else "")
     return {"id": job.id, "status": job.status, "status_url": f"/v1/videos/{job.id}"}
 
 
