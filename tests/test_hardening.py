@@ -131,7 +131,7 @@ def test_error_bodies_are_one_shape_and_head_works(photo):
 
 @pytest.mark.slow
 def test_video_slots_are_reserved_atomically(clip):
-    with make_client(max_queued_videos=2) as c:
+    with make_client(max_queued_videos=2, max_jobs_per_client=10) as c:  # one test client: the total counts
         with ThreadPoolExecutor(10) as pool:
             answers = list(pool.map(lambda _: c.post("/v1/videos", content=clip), range(10)))
         codes = sorted(r.status_code for r in answers)
@@ -555,3 +555,51 @@ def test_one_clients_burst_of_jobs_never_evicts_anothers_results(tmp_path):
     # an AVIF photo is a still picture, not an MP4 video
     assert sniff_video(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00") is None
     assert sniff_video(b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00") == "video/mp4"
+
+
+@pytest.mark.slow
+def test_trickled_campaign_uploads_cannot_hold_the_job_slots(server, clip):
+    """N3: four campaign uploads trickling a byte every 5 s held every job slot (429 for every
+    video) for up to 600 s. Now one address holds at most half the slots, and an upload that
+    stalls for the body timeout (1 s here) is cut."""
+    port, _ = server
+    trickles = []
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                  b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
+        trickles.append(s)
+
+    def post_video() -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/videos", data=clip, method="POST",
+                                     headers={"X-API-Key": "s3cret-key-42", "Content-Type": "video/mp4"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                job = json.loads(r.read())
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{job['status_url']}",
+                                                          method="DELETE", headers={"X-API-Key": "s3cret-key-42"}))
+            return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except urllib.error.URLError:  # refused before the body was sent (the answer was 429)
+            return 0
+
+    try:
+        deadline = time.time() + 8
+        codes = [post_video()]
+        while codes[-1] != 202 and time.time() < deadline:
+            codes.append(post_video())
+        assert codes[-1] == 202, codes
+        answers = [raw_answer(s) for s in trickles]
+        assert sum(b"429" in a for a in answers) == 2 and sum(b"408" in a for a in answers) == 2, answers
+    finally:
+        for s in trickles:
+            s.close()
+
+
+def raw_answer(s: socket.socket) -> bytes:
+    s.settimeout(3)
+    try:
+        return s.recv(4096)
+    except (socket.timeout, ConnectionResetError):
+        return b""

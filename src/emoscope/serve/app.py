@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               mesh=settings.mesh, mesh_model=settings.mesh_model),
                              settings.workers)
     jobs = JobQueue(analyzers, settings.video_every, settings.retention_s, settings.max_queued_videos,
-                    settings.max_video_frames, settings.result_ttl_s)
+                    settings.max_video_frames, settings.result_ttl_s, max_jobs_per_client=settings.max_jobs_per_client)
     redact_keys_in_logs()
 
     @asynccontextmanager

@@ -128,7 +128,7 @@ class JobQueue:
 
     def __init__(self, analyzers, every: int = 1, retention_s: float = 0.0, max_jobs: int = 4,
                  max_frames: int | None = None, result_ttl_s: float = 600.0, keep_results: int = 50,
-                 keep_per_client: int = 10):
+                 keep_per_client: int = 10, max_jobs_per_client: int = 2):
         self.analyzers = analyzers
         self.every = every
         self.retention_s = retention_s
@@ -137,6 +137,8 @@ class JobQueue:
         self.result_ttl_s = result_ttl_s
         self.keep_results = keep_results
         self.keep_per_client = keep_per_client
+        self.max_jobs_per_client = max_jobs_per_client
+        self.reserved_by: dict[str, int] = {}
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.reserved = 0
         self._lock = threading.Lock()
@@ -147,25 +149,37 @@ class JobQueue:
         with self._lock:
             return self.reserved + sum(j.status in ("queued", "running") for j in self.jobs.values())
 
-    def reserve(self) -> None:
-        """Take a slot for an upload about to be read (raises JobsFull); `submit` or `release` it."""
+    def reserve(self, client: str = "") -> None:
+        """Take a slot for an upload about to be read (raises JobsFull, also when `client` already
+        has `max_jobs_per_client` slots: one client cannot hold them all); `submit` or `release` it."""
         self.expire()
         with self._lock:
             busy = self.reserved + sum(j.status in ("queued", "running") for j in self.jobs.values())
-            if busy >= self.max_jobs:
+            mine = self.reserved_by.get(client, 0) + sum(j.status in ("queued", "running") and j.client == client
+                                                           for j in self.jobs.values())
+            if busy >= self.max_jobs or mine >= self.max_jobs_per_client:
                 raise JobsFull
             self.reserved += 1
+            self.reserved_by[client] = self.reserved_by.get(client, 0) + 1
 
-    def release(self) -> None:
+    def release(self, client: str = "") -> None:
         with self._lock:
-            self.reserved -= 1
+            self._unreserve(client)
+
+    def _unreserve(self, client: str) -> None:
+        self.reserved -= 1
+        left = self.reserved_by.get(client, 1) - 1
+        if left > 0:
+            self.reserved_by[client] = left
+        else:
+            self.reserved_by.pop(client, None)
 
     def submit(self, path: str, frames_total: int = 0, job: Job | None = None, client: str = "") -> Job:
         """Queue a job (a video job on `path`, or the given `job`) in a reserved slot, for `client`."""
         job = job or Job(uuid.uuid4().hex, path, frames_total=frames_total)
         job.client = client
         with self._lock:
-            self.reserved -= 1
+            self._unreserve(client)
             self.jobs[job.id] = job
         self.pool.submit(self._run, job)
         return job

@@ -49,6 +49,8 @@ class Settings:
                                  "--retention")
     video_every: int = setting(1, "analyse every N-th frame of uploaded videos")
     max_queued_videos: int = setting(4, "video jobs queued or running at once; more get 429")
+    max_jobs_per_client: int = setting(2, "video and campaign jobs one address may have queued or running (or "
+                                       "uploading) at once; more get 429")
     max_video_frames: int = setting(18_000, "frames analysed per video job (10 minutes at 30 FPS); longer "
                                     "videos are refused")
     max_video_seconds: float = setting(600.0, "duration of an uploaded video, in seconds; longer ones are refused")

@@ -96,12 +96,38 @@ class _Account:
         self.held += n
 
 
+def paced(request: Request, timeout: float) -> Request:
+    """The same request, whose body must keep coming: each piece within `timeout` seconds, and
+    all of it within `timeout` plus its size at MIN_UPLOAD_RATE (408 otherwise). A client that
+    trickles a byte every few seconds can no longer hold a job slot for the whole upload time."""
+    loop = asyncio.get_running_loop()
+    start, received = loop.time(), [0]
+
+    async def receive():
+        wait = min(timeout, start + timeout + received[0] / MIN_UPLOAD_RATE - loop.time())
+        try:
+            if wait <= 0:
+                raise asyncio.TimeoutError
+            message = await asyncio.wait_for(request.receive(), wait)
+        except asyncio.TimeoutError:
+            raise UploadError(408, "the upload was too slow (stalled, or slower than "
+                                   f"{MIN_UPLOAD_RATE // 1024} KB/s)") from None
+        received[0] += len(message.get("body", b""))
+        return message
+
+    return Request(request.scope, receive)
+
+
+def client_of(request) -> str:
+    """The address a request or WebSocket comes from (what per-client shares are counted by)."""
+    return request.client.host if request.client else "?"
+
+
 @asynccontextmanager
 async def uploaded(request: Request, cap: int):
     """The uploaded file's bytes (`upload_bytes`), charged to the server's upload budget as they
     arrive and held against it until the block ends."""
-    client = request.client.host if request.client else "?"
-    with request.app.state.upload_budget.account(client) as account:
+    with request.app.state.upload_budget.account(client_of(request)) as account:
         yield await upload_bytes(request, cap, account)
 
 

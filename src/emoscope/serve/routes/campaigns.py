@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 
 from ...media import sniff_video
 from ..jobs import CAMPAIGN_FILE, CampaignJob, JobsFull
-from ..uploads import UploadError
+from ..uploads import UploadError, client_of, paced
 from .videos import get_job, probe_video
 
 router = APIRouter()
@@ -126,13 +126,13 @@ async def submit_campaign(request: Request) -> dict:
         raise UploadError(415, "send the campaign as multipart/form-data (fields recordings, stimulus, groups, "
                                "offsets, title)")
     try:
-        jobs.reserve()  # the slot is taken before the upload is read: no race past the limit
+        jobs.reserve(client_of(request))  # the slot is taken before the upload is read: no race past the limit
     except JobsFull:
         raise UploadError(429, "too many jobs in progress; try again later", headers={"Retry-After": "5"})
     try:
         try:
-            form = await asyncio.wait_for(request.form(max_files=settings.max_campaign_recordings + 3, max_fields=10),
-                                          settings.campaign_upload_timeout_s)
+            form = await asyncio.wait_for(paced(request, settings.body_timeout_s).form(
+                max_files=settings.max_campaign_recordings + 3, max_fields=10), settings.campaign_upload_timeout_s)
         except asyncio.TimeoutError:
             raise UploadError(408, "the campaign upload took too long") from None
         except UploadError:
@@ -144,9 +144,9 @@ async def submit_campaign(request: Request) -> dict:
         finally:
             await form.close()
     except BaseException:
-        jobs.release()
+        jobs.release(client_of(request))
         raise
-    jobs.submit(job.path, job=job, client=request.client.host if request.client else "")
+    jobs.submit(job.path, job=job, client=client_of(request))
     return {"id": job.id, "status": job.status, "status_url": f"/v1/campaigns/{job.id}"}
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...analyze import Tracker
 from ...analyze.analyzer import DETECT_EVERY
-from ..uploads import UploadError
+from ..uploads import UploadError, client_of
 from .images import analyzed_in_time, decoded_for_analysis
 
 router = APIRouter()
@@ -44,7 +44,7 @@ async def stream(ws: WebSocket):
         await ws.close(code=refused)
         return
     await ws.accept()
-    client = ws.client.host if ws.client else "?"
+    client = client_of(ws)
     full = state.streams.refusal(client)
     if full:
         await ws.close(code=1013, reason=f"live streams: {full}")

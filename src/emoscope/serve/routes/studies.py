@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from ...media import sniff_video
 from ...studies.store import StudyError
 from ..jobs import JobsFull
-from ..uploads import UploadError, uploaded
+from ..uploads import UploadError, client_of, uploaded
 from .images import analyzed_in_time, decoded_for_analysis
 from .meta import STATIC
 
@@ -121,7 +121,7 @@ async def import_recording(request: Request, study_id: str, offset_s: float = 0.
     except StudyError as exc:
         raise study_error(exc) from None
     try:
-        state.jobs.reserve()
+        state.jobs.reserve(client_of(request))
     except JobsFull:
         raise UploadError(429, "too many video jobs in progress; try again later", headers={"Retry-After": "5"})
     path = None
@@ -143,7 +143,7 @@ async def import_recording(request: Request, study_id: str, offset_s: float = 0.
         except ValueError as exc:
             raise UploadError(422, str(exc)) from None
     finally:
-        state.jobs.release()
+        state.jobs.release(client_of(request))
         if path:
             os.remove(path)
     return {**result, "recording": os.path.basename(name)[:200]}
@@ -318,7 +318,7 @@ async def viewer_stream(ws: WebSocket, token: str):
         await ws.close(code=4403)
         return
     await ws.accept()
-    client = ws.client.host if ws.client else "?"
+    client = client_of(ws)
     full = state.study_streams.refusal(client)
     if full:
         await ws.close(code=1013, reason=f"viewers: {full}")

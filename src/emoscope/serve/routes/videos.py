@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from ...analyze.video import VideoReader
 from ..jobs import Job, JobsFull
 from ...media import sniff_video
-from ..uploads import UploadError, uploaded
+from ..uploads import UploadError, client_of, uploaded
 
 router = APIRouter()
 
@@ -52,7 +52,7 @@ def save_upload(data: bytes) -> str:
 async def submit_video(request: Request) -> dict:
     settings, jobs = request.app.state.settings, request.app.state.jobs
     try:
-        jobs.reserve()  # the slot is taken before the upload is read: no race past the limit
+        jobs.reserve(client_of(request))  # the slot is taken before the upload is read: no race past the limit
     except JobsFull:
         raise UploadError(429, "too many video jobs in progress; try again later", headers={"Retry-After": "5"})
     path = None
@@ -64,11 +64,11 @@ async def submit_video(request: Request) -> dict:
             del data
         frames = await run_in_threadpool(probe_video, path, settings)
     except BaseException:
-        jobs.release()
+        jobs.release(client_of(request))
         if path:
             os.remove(path)
         raise
-    job = jobs.submit(path, frames, client=request.client.host if request.client else "")
+    job = jobs.submit(path, frames, client=client_of(request))
     return {"id": job.id, "status": job.status, "status_url": f"/v1/videos/{job.id}"}
 
 
