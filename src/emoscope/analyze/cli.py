@@ -119,13 +119,13 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
     """One opened video (`VideoReader`) analysed into the timeline, frame table, summary, report,
     codings and annotated video of `args`."""
     from .annotate import AnnotatedVideo, draw_faces, timecode
-    from .frames import frame_table
+    from .frames import FrameTableWriter
     stem = os.path.join(args.out, name)
     writer = AnnotatedVideo(stem + ".annotated.mp4", video.fps / video.every) if args.annotate else None
-    records = []
+    frame_writer = FrameTableWriter(stem, analyzer.classes, args.mesh)  # written in parts: memory flat in video length
 
     def on_frame(index, t, frame, faces):
-        records.append((index, t, faces))
+        frame_writer.add(index, t, faces)
         if writer is not None:
             writer.write(draw_faces(frame, faces, mesh=args.mesh, stamp=f"{timecode(t)}  frame {index}"))
 
@@ -141,16 +141,15 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
     if writer is not None and writer.codec != "h264":
         print("note: the annotated video is MPEG-4 Part 2, which browsers do not play; "
               "pip install 'emoscope[video]' for H.264", file=sys.stderr)
-    frames = frame_table(records)
-    frames.to_csv(stem + ".frames.csv", index=False)
-    try:
-        frames.to_parquet(stem + ".frames.parquet", index=False)
-    except ImportError:
+    frame_writer.close()
+    if not frame_writer.has_parquet:
         print("note: no frames.parquet without pyarrow (pip install 'emoscope[batch]'); frames.csv has the same "
               "table", file=sys.stderr)
     codings = []
     if args.coding:
         from ..coding import write_codings
+        from ..coding.segments import CODING_COLUMNS
+        frames = pd.read_csv(frame_writer.csv_path, usecols=lambda c: c in CODING_COLUMNS)
         codings = write_codings(frames, path, stem, args.coding, video.fps / video.every)
     tl.to_csv(stem + ".timeline.csv", index=False)
     if args.format != "csv":
@@ -177,8 +176,8 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
                   f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
                   f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),
     ])
-    return {"file": path, "kind": "video", "frames": len(records), "rows": len(tl),
-            "frames_without_face": int((frames["success"] == 0).sum()) if len(frames) else 0,
+    return {"file": path, "kind": "video", "frames": frame_writer.frames, "rows": len(tl),
+            "frames_without_face": frame_writer.without_face,
             "people": int(summary.shape[0]), "timeline": stem + ".timeline.csv", "frame_table": stem + ".frames.csv",
             "report": stem + ".report.html", **({"codings": codings} if codings else {})}
 

@@ -20,6 +20,8 @@ from ..labels import VALENCE_LABELS, canonical_label
 
 UNREADABLE = "unreadable"
 SEGMENT_COLUMNS = ["person", "start_s", "end_s", "label"]
+# what codings and agreement read of the frame table
+CODING_COLUMNS = ("frame", "timestamp", "face_id", "success", "w", "h", "label", "valence", "readable", "quality")
 
 
 class CodingError(ValueError):
