@@ -56,6 +56,7 @@ DETECT_EVERY = 5
 LOCAL_WINDOW = 2.0
 LOCAL_SIDE = 96
 THUMBNAIL_SIDE = 64
+ROWS_PER_PART = 2000  # timeline rows gathered as dicts before they become a DataFrame part
 
 
 class Analyzer:
@@ -284,9 +285,13 @@ class Analyzer:
         from .timeline import Timeline
         video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
         tracker = self.new_tracker(video.fps, video.every)
-        rows = []
+        rows, parts = [], []
         for index, t, frame, faces in self.iter_video(video, tracker=tracker, progress=progress):
             if on_frame:
                 on_frame(index, t, frame, faces)
             rows.extend(Timeline.row(index, t, f) for f in faces)
-        return Timeline.from_rows(rows, self.classes, video.fps, tracker.thumbnails(), min_track_frames(video.every))
+            if len(rows) >= ROWS_PER_PART:
+                parts.append(Timeline.rows_frame(rows, self.classes))
+                rows = []
+        return Timeline.from_rows(rows, self.classes, video.fps, tracker.thumbnails(), min_track_frames(video.every),
+                                  parts)

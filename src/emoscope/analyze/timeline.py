@@ -61,13 +61,22 @@ class Timeline(pd.DataFrame):
                 "valence_score": face.valence_score, **fit_columns(face),
                 **{f"gender_{c}": v for c, v in (face.gender or {}).items()}, **measures(face)}
 
+    @staticmethod
+    def rows_frame(rows: list[dict], classes: list[str]) -> pd.DataFrame:
+        """Timeline rows as a plain DataFrame (in parts, a long video's rows never sit in memory
+        as dicts: with the mesh a row holds about a hundred values)."""
+        cols = BASE_COLUMNS + list(classes) + ["label", "valence", "valence_score"]
+        cols += [k for k in (rows[0] if rows else {}) if k not in cols]  # e.g. gender_<class> when asked for
+        return pd.DataFrame(rows, columns=cols)
+
     @classmethod
     def from_rows(cls, rows: list[dict], classes: list[str], fps: float,
                   thumbnails: dict[int, np.ndarray] | None = None,
-                  min_track_frames: int = MIN_TRACK_FRAMES) -> "Timeline":
-        cols = BASE_COLUMNS + list(classes) + ["label", "valence", "valence_score"]
-        cols += [k for k in (rows[0] if rows else {}) if k not in cols]  # e.g. gender_<class> when asked for
-        df = pd.DataFrame(rows, columns=cols)
+                  min_track_frames: int = MIN_TRACK_FRAMES, parts: list[pd.DataFrame] | None = None) -> "Timeline":
+        """A Timeline of `rows` (after the DataFrames `parts` of earlier rows, when given)."""
+        frames = [p for p in (parts or []) if len(p)] + ([cls.rows_frame(rows, classes)] if rows or not parts else [])
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames \
+            else cls.rows_frame([], classes)
         df["short_track"] = df.groupby("track")["frame"].transform("size") < min_track_frames if len(df) else []
         tl = cls(df)
         tl.classes, tl.fps, tl.thumbnails = list(classes), float(fps), dict(thumbnails or {})
