@@ -119,3 +119,14 @@ def test_results_table_keeps_photos_without_a_face(samples, yunet, tmp_path):
     table = pd.read_csv(out / "results.csv")
     assert "no face" in set(table["label"]) and len(table) == 2
     assert {"quality", "readable"} <= set(table.columns)
+
+
+@pytest.mark.slow
+def test_a_huge_photo_names_its_size_and_max_pixels_lets_it_through(yunet, tmp_path):
+    from PIL import Image
+    Image.new("L", (12000, 12000), 128).save(tmp_path / "huge.png")  # 144 megapixels
+    r = emoscope("analyze", str(tmp_path / "huge.png"), "--out", str(tmp_path / "a"), "--detector-model", yunet)
+    assert r.returncode == 1 and "12000x12000" in r.stderr and "--max-pixels raises it" in r.stderr
+    r = emoscope("analyze", str(tmp_path / "huge.png"), "--max-pixels", "150", "--out", str(tmp_path / "b"),
+                 "--detector-model", yunet, timeout=300)
+    assert r.returncode == 0, r.stderr

@@ -7,6 +7,7 @@ PIL does the decoding because it notices truncated files, honours EXIF orientati
 from __future__ import annotations
 
 import io
+import re
 import os
 import warnings
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
         raise ImageDecodeError("empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, with the size
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             mode = img.mode
@@ -91,7 +92,11 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
                 turned = img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
             except Exception:  # a broken EXIF block: the decode ignores it too
                 turned = False
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:  # past Pillow's own hard limit: say the size all the same
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ImageDecodeError(f"image has {int(found.group(1)):,} pixels, over the {max_pixels:,}-pixel limit"
+                               if found else _clean_message(exc)) from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(_clean_message(exc)) from exc
     if turned:  # the size the photo has once turned upright, as every decode returns it
         w, h = h, w
@@ -142,10 +147,10 @@ def pil_to_array(img: Image.Image, color: str = "bgr") -> np.ndarray:
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
     """Fully decode image bytes into an upright PIL image, its longer side at most `max_side`
     (JPEG is decoded at the smaller size directly). Raises ImageDecodeError."""
-    info = probe_image(data, max_pixels)
+    info = probe_image(data, max_pixels)  # our own pixel limit, from the header
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             scale = draft_scale(info, max_side)
             if scale > 1:

@@ -196,6 +196,8 @@ def run_analyze(args) -> int:
         import pyarrow  # noqa: F401  (missing: the 'batch' extra is named before any work is done)
     if args.max_pixels <= 0:
         raise CLIError("--max-pixels must be above 0", 2)
+    from PIL import Image
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, int(args.max_pixels * 1e6))  # Pillow's own guard too
     writable_folder(args.out)
     analyzer = make_analyzer(args)
     images = [f for f in files if not is_video(f)]
