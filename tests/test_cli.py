@@ -90,6 +90,9 @@ def test_analyze_video_writes_timeline_report_and_annotated_video(samples, yunet
     assert os.path.getsize(f"{stem}.timeline.png") > 5000
     assert "data:image/png;base64" in open(f"{stem}.report.html").read()
     assert os.path.getsize(f"{stem}.annotated.mp4") > 10000
+    av = pytest.importorskip("av")
+    with av.open(f"{stem}.annotated.mp4") as annotated:  # the source's sound is kept
+        assert {s.type for s in annotated.streams} == {"video", "audio"}
 
 
 @pytest.mark.slow

@@ -81,12 +81,14 @@ def draw_faces(image: np.ndarray, faces: list[Face], bars: bool = True, fps: flo
 
 class AnnotatedVideo:
     """Frames written as H.264 in MP4 (yuv420p, which browsers play) through PyAV's FFmpeg (the
-    `video` extra), else as MPEG-4 Part 2 through OpenCV, which browsers do not play (`codec`
-    says which). Odd frame sizes are padded by one pixel."""
+    `video` extra), with the sound of `audio_from` (the source video) copied in when it has any;
+    else as MPEG-4 Part 2 through OpenCV, silent, which browsers do not play (`codec` says which).
+    Odd frame sizes are padded by one pixel."""
 
-    def __init__(self, path: str, fps: float):
-        self.path, self.fps = path, fps
+    def __init__(self, path: str, fps: float, audio_from: str | None = None):
+        self.path, self.fps, self.audio_from = path, fps, audio_from
         self.container = self.stream = self.writer = None
+        self.source = self.audio_in = self.audio_out = None
         try:
             import av
             self.av = av
@@ -112,8 +114,22 @@ class AnnotatedVideo:
             self.stream.width, self.stream.height = frame.shape[1], frame.shape[0]
             self.stream.pix_fmt = "yuv420p"
             self.stream.options = {"preset": "veryfast", "crf": "23", "movflags": "+faststart"}
+            self._add_audio()
         for packet in self.stream.encode(self.av.VideoFrame.from_ndarray(frame, format="bgr24")):
             self.container.mux(packet)
+
+    def _add_audio(self) -> None:
+        """An audio stream copied from the source as it is (no re-encoding), when it has one that
+        MP4 can hold."""
+        if not self.audio_from:
+            return
+        try:
+            self.source = self.av.open(self.audio_from)
+            self.audio_in = next((s for s in self.source.streams if s.type == "audio"), None)
+            if self.audio_in is not None and self.audio_in.codec_context.name in ("aac", "mp3", "alac", "opus"):
+                self.audio_out = self.container.add_stream_from_template(self.audio_in)
+        except (self.av.FFmpegError, OSError, ValueError):  # no sound is no reason to lose the video
+            self.audio_out = None
 
     def close(self) -> None:
         if self.writer is not None:
@@ -121,7 +137,15 @@ class AnnotatedVideo:
         if self.container is not None:
             for packet in self.stream.encode():
                 self.container.mux(packet)
+            if self.audio_out is not None:
+                for packet in self.source.demux(self.audio_in):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = self.audio_out
+                    self.container.mux(packet)
             self.container.close()
+        if self.source is not None:
+            self.source.close()
 
 
 def _draw_bars(img: np.ndarray, f: Face, x0: int, y0: int, scale: float) -> None:

@@ -121,7 +121,7 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
     from .annotate import AnnotatedVideo, draw_faces, timecode
     from .frames import FrameTableWriter
     stem = os.path.join(args.out, name)
-    writer = AnnotatedVideo(stem + ".annotated.mp4", video.fps / video.every) if args.annotate else None
+    writer = AnnotatedVideo(stem + ".annotated.mp4", video.fps / video.every, audio_from=path) if args.annotate else None
     frame_writer = FrameTableWriter(stem, analyzer.classes, args.mesh)  # written in parts: memory flat in video length
 
     def on_frame(index, t, frame, faces):
