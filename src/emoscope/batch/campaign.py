@@ -358,16 +358,29 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
     few = curve["viewers"] < FEW_VIEWERS * max(1, n_viewers)
     for faded, alpha in ((False, 0.28), (True, 0.08)):
         mask = (few == faded).to_numpy()
+        if not mask.any():  # a legend entry only for what is drawn
+            continue
         ax.fill_between(mid, curve["change_ci_low"], curve["change_ci_high"], where=mask, step="mid",
                         color="#4c72b0", alpha=alpha, lw=0,
-                        label=("95% CI" if not faded else f"95% CI, under {FEW_VIEWERS:.0%} of viewers"))
+                        label=("95% CI" if not faded else f"95% CI, seconds with under {FEW_VIEWERS:.0%} of viewers"))
     ax.plot(mid, curve["change"], color="#4c72b0", lw=1.8, label="change from own average valence")
     ax.plot(mid, curve["valence"], color="#555555", lw=1, ls=":", label="absolute valence")
     for kind, color in (("positive", "#2a9d3a"), ("negative", "#c0392b")):
         for i, (_, p) in enumerate(res["peaks"][res["peaks"]["kind"] == kind].iterrows()):
             ax.axvline(p["second"] + 0.5, color=color, ls="--", lw=1.2,
                        label=f"{kind} moment" if i == 0 else None)
-    finish(ax, "valence (-1 to +1)", f"{title}: valence, change from each viewer's own average (n = {n_viewers} viewers)")
+    n_axis = ax.twinx()  # the viewers behind each second, so a thin second reads as thin
+    n_axis.step(mid, curve["viewers"], where="mid", color="#bbbbbb", lw=1)
+    n_axis.set_ylim(0, max(1, n_viewers) * 3)  # in the lower third, under the curves
+    n_axis.set_yticks(sorted({0, max(1, n_viewers)}))
+    n_axis.set_ylabel("viewers (n), grey", color="#888888")
+    ax.plot([], [], color="#bbbbbb", lw=1, label="viewers with a face (n, right axis)")
+    # intervals drawn in full: the axis grows past -1..+1 where they reach
+    low = float(np.nanmin(curve["change_ci_low"])) if curve["change_ci_low"].notna().any() else -1.0
+    high = float(np.nanmax(curve["change_ci_high"])) if curve["change_ci_high"].notna().any() else 1.0
+    ylim = (min(-1.0, math.floor(low * 2) / 2), max(1.0, math.ceil(high * 2) / 2))
+    finish(ax, "valence: change from own average", f"{title}: valence, change from each viewer's own average "
+                                                    f"(n = {n_viewers} viewers)", ylim)
     save(fig, ax, "valence")
 
     classes = res["classes"]
@@ -384,11 +397,21 @@ def _charts(res: dict, out: str, title: str, n_viewers: int) -> dict[str, dict]:
     if len(res.get("per_second_by_group", [])):
         sizes = dict(zip(res["group_sizes"]["group"], res["group_sizes"]["viewers"]))
         fig, ax = plt.subplots(figsize=(10, 3.8))
+        lows, highs = [-1.0], [1.0]
         for name, g in res["per_second_by_group"].groupby("group"):
-            gm = g["second"] + 0.5
-            line = ax.plot(gm, g["change"], lw=1.6, label=f"{name} (n = {sizes.get(name, 0)})")[0]
-            ax.fill_between(gm, g["change_ci_low"], g["change_ci_high"], color=line.get_color(), alpha=0.15, lw=0)
-        finish(ax, "change from own average valence", f"{title}: groups compared")
+            gm, n = g["second"] + 0.5, sizes.get(name, 0)
+            banded = n >= MIN_GROUP_VIEWERS  # a band over 2 or 3 viewers says nothing and fills the chart
+            line = ax.plot(gm, g["change"], lw=1.6, label=f"{name} (n = {n}" + (")" if banded else
+                           f"; under {MIN_GROUP_VIEWERS}: no interval)"))[0]
+            if banded:
+                ax.fill_between(gm, g["change_ci_low"], g["change_ci_high"], color=line.get_color(), alpha=0.15, lw=0)
+                lows.append(float(np.nanmin(g["change_ci_low"])) if g["change_ci_low"].notna().any() else -1.0)
+                highs.append(float(np.nanmax(g["change_ci_high"])) if g["change_ci_high"].notna().any() else 1.0)
+            else:
+                lows.append(float(np.nanmin(g["change"])) if g["change"].notna().any() else -1.0)
+                highs.append(float(np.nanmax(g["change"])) if g["change"].notna().any() else 1.0)
+        finish(ax, "valence: change from own average", f"{title}: groups compared",
+               (math.floor(min(lows) * 2) / 2, math.ceil(max(highs) * 2) / 2))
         save(fig, ax, "groups")
     return charts
 
