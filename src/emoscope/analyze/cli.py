@@ -163,7 +163,7 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
     except PlottingUnavailable as exc:
         print(f"note: no timeline chart: {exc}", file=sys.stderr)
         chart = f"<p>No chart: {exc}.</p>"
-    shown = summary.drop(columns=["thumbnail"]) if len(summary) else summary
+    shown = readable_summary(summary, tl, analyzer.classes)
     faces = "".join(f"<figure style='display:inline-block;margin:4px;text-align:center'>{png_tag(p, f'person {k}')}"
                     f"<figcaption>person {k}</figcaption></figure>"
                     for k, p in zip(summary.get("track", []), summary.get("thumbnail", [])) if isinstance(p, str))
@@ -174,7 +174,10 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
         ("Expressions over time", chart),
         ("Files", f"<p>Timeline: <code>{os.path.basename(stem)}.timeline.csv</code> "
                   f"({len(tl)} rows, {tl['frame'].nunique() if len(tl) else 0} frames with faces; "
-                  f"{short} short tracks flagged <code>short_track</code> and left out of the summary)</p>"),
+                  f"{short} short tracks flagged <code>short_track</code> and left out of the summary); every "
+                  f"column of the summary in <code>{os.path.basename(stem)}.summary.csv</code>"
+                  + (f"; <a href='{os.path.basename(stem)}.annotated.mp4'>the annotated video</a>" if writer else "")
+                  + "</p>"),
     ])
     return {"file": path, "kind": "video", "frames": frame_writer.frames, "rows": len(tl),
             "frames_without_face": frame_writer.without_face,
@@ -253,6 +256,31 @@ def run_analyze(args) -> int:
         print(f"emoscope analyze: nothing could be analysed ({len(skipped)} input(s) skipped)", file=sys.stderr)
         return 1
     return 0
+
+
+def readable_summary(summary: pd.DataFrame, tl, classes: list[str]) -> pd.DataFrame:
+    """The per-person summary as a reader wants it: a few named columns, times in m:ss, the main
+    expressions as words, the face-mesh measures when they were taken, and a most positive or
+    negative moment only where the person's valence really went that way."""
+    from ..presentation import clock, share
+    if not len(summary):
+        return summary
+    rows = []
+    for r in summary.itertuples():
+        row = {"person": f"#{r.track}", "on screen": f"{clock(r.first_s, True)}–{clock(r.last_s, True)}",
+               "frames (unreadable)": f"{r.frames} ({r.unreadable_frames})", "main expression": r.dominant}
+        if r.dominant != "unreadable":
+            shares = sorted(((getattr(r, f"share_{c}"), c) for c in classes), reverse=True)
+            row["expressions"] = ", ".join(f"{c} {share(v)}" for v, c in shares[:3] if v >= 0.05)
+            row["mean valence"] = f"{r.mean_valence:+.2f}"
+            row["most positive at"] = clock(r.peak_positive_s, True) if r.peak_positive > 0.15 else "–"
+            row["most negative at"] = clock(r.peak_negative_s, True) if r.peak_negative < -0.15 else "–"
+        if "attention" in tl:
+            mine = tl[(tl["track"] == r.track) & tl["attention"].notna()]
+            row["facing the screen"] = share(mine["attention"].astype(float).mean()) if len(mine) else "–"
+            row["head turn (median yaw)"] = f"{mine['yaw'].median():+.0f}°" if len(mine) else "–"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("–")
 
 
 def add_webcam_arguments(p: argparse.ArgumentParser) -> None:

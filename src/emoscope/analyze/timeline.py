@@ -154,16 +154,17 @@ class Timeline(pd.DataFrame):
             ax.set_title(f"person {track}")
             thumb = (getattr(self, "thumbnails", None) or {}).get(int(track))
             if thumb is not None:
-                inset = ax.inset_axes([-0.16, 0.05, 0.12, 0.9])
+                inset = ax.inset_axes([-0.27, 0.05, 0.12, 0.9])  # left of the axis and its labels
                 inset.imshow(thumb[..., ::-1])
                 inset.axis("off")
         if len(tracks) == 0:
             axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
         if len(tracks):
-            axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+            axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.13, 1.0), fontsize=8)  # clear of the valence axis
         axes[-1, 0].set_xlabel("time (m:ss)")
         axes[-1, 0].xaxis.set_major_formatter(lambda t, _pos: clock(t))
         fig.tight_layout()
+        fig.subplots_adjust(left=max(fig.subplotpars.left, 0.2), right=min(fig.subplotpars.right, 0.8))  # faces, legend
         if path:
             fig.savefig(path, dpi=110)
             plt.close(fig)
