@@ -96,6 +96,18 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
         assert inked > 300
         assert page.locator("#expression-legend span").count() == 7
+        # the video plays in the page; its time moves the charts' cursor, a click on a chart seeks it
+        page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=20000)
+        page.evaluate("document.getElementById('player').currentTime = 8.0")
+        page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 8.0) < 0.2", timeout=10000)
+        page.wait_for_function("""parseFloat(document.querySelector('#video-chart + .cursor').style.left) >
+            0.7 * document.getElementById('video-chart').clientWidth""", timeout=10000)
+        page.locator("#video-chart").click(position={"x": page.locator("#video-chart").bounding_box()["width"] * 0.3,
+                                                     "y": 100})
+        page.wait_for_function("document.getElementById('player').currentTime < 4", timeout=10000)
+        page.evaluate("document.getElementById('player').play()")
+        page.wait_for_function("document.getElementById('player').currentTime > 3", timeout=20000)
+        page.evaluate("document.getElementById('player').pause()")
         page.screenshot(path=str(tmp_path / "video.png"), full_page=True)
         # a phone screen: nothing wider than the page
         page.set_viewport_size({"width": 400, "height": 800})

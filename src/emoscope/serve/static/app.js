@@ -131,34 +131,37 @@ function legend(el, items) {
   el.innerHTML = items.map(([name, color]) => `<span><i style="background:${color}"></i>${name}</span>`).join("");
 }
 
-function lineChart(canvas, series, { order = Object.keys(series), title = "Valence per person" } = {}) {
+function lineChart(canvas, series, { order = Object.keys(series), title = "Valence per person", t0, t1 } = {}) {
   const all = Object.values(series).flat();
-  if (!all.length) return;
-  const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]), t0 + 1);
+  if (!all.length) return null;
+  t0 = t0 ?? Math.min(...all.map((p) => p[0]));
+  t1 = t1 ?? Math.max(...all.map((p) => p[0]), t0 + 1);
   const { ctx, X, Y } = axes(canvas, { title, t0, t1, yMin: -1, yMax: 1, yTicks: [-1, -0.5, 0, 0.5, 1],
     yLabel: "valence (-1 to +1)" });
+  canvas.dataset.t0 = t0; canvas.dataset.t1 = t1;
   Object.entries(series).forEach(([track, pts]) => {
     ctx.strokeStyle = trackColor(track, order); ctx.lineWidth = 2; ctx.beginPath();
     pts.forEach(([t, v], j) => (j ? ctx.lineTo(X(t), Y(v)) : ctx.moveTo(X(t), Y(v))));
     ctx.stroke();
   });
+  return X;
 }
 
 // The expression view: one row per person, each analysed frame coloured by its expression.
-function expressionChart(canvas, rows, order) {
+function expressionChart(canvas, rows, order, t0, t1, frameStep) {
   if (!rows.length) return;
-  const t0 = Math.min(...rows.map((r) => r.time)), t1 = Math.max(...rows.map((r) => r.time), t0 + 1);
   canvas.height = Math.max(120, 64 + 22 * order.length);
   const { ctx, X } = axes(canvas, { title: "Expression per person", t0, t1, yMin: 0, yMax: 1, yTicks: [],
     yLabel: "person" });
-  const step = Math.max(2, (X(t1) - X(t0)) / Math.max(1, rows.length / Math.max(1, order.length)));
+  canvas.dataset.t0 = t0; canvas.dataset.t1 = t1;
+  const step = Math.max(1, X(t0 + frameStep) - X(t0));  // one analysed frame wide: never past the axis's end
   ctx.font = "11px system-ui";
   order.forEach((track, i) => {
     const y = 30 + 22 * i;
     ctx.fillStyle = trackColor(track, order); ctx.fillText(`#${track}`, 20, y + 13);
     for (const r of rows) if (String(r.track) === track) {
       ctx.fillStyle = r.readable === false ? UNREADABLE_COLOR : CLASS_COLORS[r.label] || "#888";
-      ctx.fillRect(X(r.time), y, step, 16);
+      ctx.fillRect(X(r.time), y, Math.min(step, X(t1) - X(r.time)), 16);
     }
   });
 }
@@ -170,7 +173,7 @@ async function analyzeVideo(file) {
   for (;;) {
     const st = await (await fetch(job.status_url)).json();
     if (st.status === "failed") { $("upload-status").textContent = `Failed: ${st.error}`; hideProgress(); return; }
-    if (st.status === "done") { showVideo(st, job); return; }
+    if (st.status === "done") { showVideo(st, job, file); return; }
     if (st.status === "queued") $("upload-status").textContent = "Waiting for an analyzer…";
     else showProgress(UPLOAD_UI, "Analysing", st.progress || 0);
     await new Promise((r) => setTimeout(r, 250));
@@ -186,35 +189,84 @@ function clearResults() {
   $("summary").innerHTML = "";
 }
 
+// a moment worth naming only where the person's valence really went that way
+const peakAt = (key, value, sign) => (s) => (sign * s[value] > 0.15 ? mmssTenths(s[key]) : "–");
 const SUMMARY_COLUMNS = [
-  ["frames", "frames", (v) => v], ["first_s", "first seen", mmssTenths], ["last_s", "last seen", mmssTenths],
+  ["frames", "frames", (v) => v], ["unreadable_frames", "unreadable", (v) => v],
+  ["first_s", "first seen", mmssTenths], ["last_s", "last seen", mmssTenths],
   ["dominant", "main expression", (v) => v], ["mean_valence", "mean valence", (v) => v.toFixed(2)],
-  ["peak_positive_s", "most positive at", mmssTenths], ["peak_negative_s", "most negative at", mmssTenths]];
+  [null, "most positive at", peakAt("peak_positive_s", "peak_positive", 1)],
+  [null, "most negative at", peakAt("peak_negative_s", "peak_negative", -1)]];
 
-function showVideo(st, job) {
+function showVideo(st, job, file) {
   clearResults();
   hideProgress();
   const order = st.summary.map((s) => String(s.track));
   const series = {}, rows = [];
   for (const r of st.timeline) if (!r.short_track) {
-    (series[r.track] ||= []).push([r.time, r.valence_score]);
+    if (r.readable !== false) (series[r.track] ||= []).push([r.time, r.valence_score]);
     rows.push(r);
   }
+  const times = [...new Set(st.timeline.map((r) => r.time))].sort((a, b) => a - b);
+  const frameStep = times.length > 1 ? (times[times.length - 1] - times[0]) / (times.length - 1) : 1 / 30;
+  const t0 = 0, t1 = Math.max(...times, 1);
   $("video-results").hidden = false;
-  lineChart($("video-chart"), series, { order });
+  lineChart($("video-chart"), series, { order, t0, t1 });
   legend($("video-legend"), order.map((t) => [`person #${t}`, trackColor(t, order)]));
-  expressionChart($("expression-chart"), rows, order);
+  expressionChart($("expression-chart"), rows, order, t0, t1, frameStep);
+  playWithBoxes(file, st.timeline.filter((r) => !r.short_track), frameStep);
   legend($("expression-legend"), Object.entries(CLASS_COLORS).filter(([k]) => k !== "contempt"));
   const face = (s) => s.thumbnail
     ? `<img class="person" alt="person ${s.track}" src="${s.thumbnail}" style="border-color:${trackColor(s.track, order)}">` : "";
   $("summary").innerHTML = `<tr><th>person</th>${SUMMARY_COLUMNS.map(([, name]) => `<th>${name}</th>`).join("")}</tr>` +
     st.summary.map((s) => `<tr><td>${face(s)}#${s.track}</td>` +
-      SUMMARY_COLUMNS.map(([k, , fmt]) => `<td>${s[k] === null || s[k] === undefined ? "" : fmt(s[k])}</td>`).join("") +
-      "</tr>").join("");
+      SUMMARY_COLUMNS.map(([k, , fmt]) => {
+        const v = k === null ? fmt(s) : s[k] === null || s[k] === undefined ? "–" : fmt(s[k]);
+        return `<td>${v}</td>`;
+      }).join("") + "</tr>").join("");
   $("csv").href = `${job.status_url}/timeline.csv`;
-  $("upload-status").textContent = `${st.summary.length} person(s), ${st.timeline.length} face rows.` +
-    (st.warnings.length ? ` Warning: ${st.warnings.join("; ")}` : "");
+  const short = new Set(st.timeline.filter((r) => r.short_track).map((r) => r.track)).size;
+  $("upload-status").textContent = `${st.summary.length} ${st.summary.length === 1 ? "person" : "persons"} ` +
+    `(numbered as they were tracked${short ? `; ${short} flickers of a few frames left out` : ""}), ` +
+    `${st.timeline.length} face rows.` + (st.warnings.length ? ` Warning: ${st.warnings.join("; ")}` : "");
   $("upload-status").dataset.people = st.summary.length;
+}
+
+// The uploaded video plays here (from the file on this computer: nothing is kept on the server),
+// with the boxes of the nearest analysed frame drawn over it and a cursor on both charts.
+function playWithBoxes(file, rows, frameStep) {
+  const player = $("player"), overlay = $("player-overlay");
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.src = URL.createObjectURL(file);
+  const byTime = new Map();
+  for (const r of rows) (byTime.get(r.time) || byTime.set(r.time, []).get(r.time)).push(r);
+  const times = [...byTime.keys()].sort((a, b) => a - b);
+  const draw = () => {
+    overlay.width = player.videoWidth; overlay.height = player.videoHeight;
+    const t = player.currentTime;
+    let i = times.findIndex((x) => x > t) - 1;
+    if (i < 0) i = t >= (times[times.length - 1] ?? Infinity) ? times.length - 1 : -1;
+    const near = i >= 0 && Math.abs(times[i] - t) <= 2 * frameStep ? byTime.get(times[i]) : [];
+    drawFaces(overlay.getContext("2d"), near.map((r) => ({ box: [r.x, r.y, r.w, r.h], label: r.label,
+      probs: { [r.label]: r[r.label] }, valence: r.valence, track_id: r.track, readable: r.readable })));
+    for (const canvas of [$("video-chart"), $("expression-chart")]) {
+      const cursor = canvas.parentElement.querySelector(".cursor");
+      const t0 = Number(canvas.dataset.t0), t1 = Number(canvas.dataset.t1);
+      const L = 52, R = 12, scale = canvas.clientWidth / canvas.width;
+      cursor.style.left = `${(L + (canvas.width - L - R) * (t - t0) / Math.max(t1 - t0, 1e-6)) * scale}px`;
+      cursor.style.display = "block";
+    }
+  };
+  player.ontimeupdate = draw;
+  player.onseeked = draw;
+  player.onloadeddata = draw;
+  for (const canvas of [$("video-chart"), $("expression-chart")]) {
+    canvas.onclick = (e) => {  // click a moment to see it
+      const t0 = Number(canvas.dataset.t0), t1 = Number(canvas.dataset.t1), L = 52, R = 12;
+      const x = e.offsetX * canvas.width / canvas.clientWidth;
+      player.currentTime = Math.max(0, t0 + (x - L) / (canvas.width - L - R) * (t1 - t0));
+    };
+  }
 }
 
 $("file").addEventListener("change", (e) => {
