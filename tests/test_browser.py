@@ -77,6 +77,7 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
                                timeout=30000)
         assert page.evaluate("() => window.__sockets.length") >= 2
         page.click("#stop")
+        assert page.is_hidden("#stage") and page.inner_text("#live-status") == "Camera off."
         page.click("button[data-tab=upload]")
         page.set_input_files("#file", os.path.join(samples, "facerec_two_people.jpg"))
         page.wait_for_function("document.getElementById('upload-status').dataset.faces === '2'", timeout=60000)

@@ -320,6 +320,7 @@ $("c-run").addEventListener("click", async () => {
 // Live mode: one frame in flight at a time, so the page never queues more than the server can do.
 // If the socket closes without the user stopping, it reconnects (1 s, 2 s, 4 s ... up to 15 s).
 let live = null;
+const LIVE_FORGET_S = 10;  // seconds after which a person no longer seen leaves the live chart
 
 function cameraError(err) {
   if (err && (err.name === "NotFoundError" || err.name === "OverconstrainedError"))
@@ -345,6 +346,7 @@ function connect(state) {
   ws.onopen = () => { state.retry = 0; send(); };
   ws.onmessage = (ev) => {
     busy = false;
+    if (live !== state) return;  // an answer that arrives after Stop draws nothing
     const msg = JSON.parse(ev.data);
     const overlay = $("overlay"), ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
@@ -352,7 +354,12 @@ function connect(state) {
       drawFaces(ctx, msg.faces, overlay.width / msg.width);
       const t = (performance.now() - state.t0) / 1000;
       for (const f of msg.faces) (state.series[f.track_id] ||= []).push([t, f.valence_score]);
-      for (const k in state.series) if (state.series[k].length > 300) state.series[k].shift();
+      for (const k in state.series) {
+        if (state.series[k].length > 300) state.series[k].shift();
+        // a person not seen for LIVE_FORGET_S leaves the chart and the legend (a looping clip or a
+        // crowd would otherwise grow them without end)
+        if (t - state.series[k][state.series[k].length - 1][0] > LIVE_FORGET_S) delete state.series[k];
+      }
       const order = Object.keys(state.series);
       lineChart($("live-chart"), state.series, { order, title: "Valence per person, live" });
       legend($("live-legend"), order.map((k) => [`person #${k}`, trackColor(k, order)]));
@@ -405,6 +412,9 @@ $("stop").addEventListener("click", () => {
   live = null;
   state.stream.getTracks().forEach((t) => t.stop());
   state.ws.close();
+  const overlay = $("overlay");
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);  // no box left behind
+  $("stage").hidden = true;  // no black picture under the words
   $("start").disabled = false; $("stop").disabled = true;
   $("live-status").textContent = "Camera off.";
 });
