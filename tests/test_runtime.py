@@ -173,8 +173,9 @@ def test_video_tracks_are_stable(analyzer, samples):
     assert tl["track"].nunique() <= max(3, 0.2 * len(tl))
     s = tl.summary()
     assert {"track", "dominant", "mean_valence", "peak_positive_s", "share_happy"} <= set(s.columns)
-    shares = s[[f"share_{c}" for c in EXPRESSIONS]].sum(axis=1)
-    assert np.allclose(shares, 1, atol=1e-3)
+    read = s["dominant"] != "unreadable"  # a person the fit flag could rarely read has no shares
+    shares = s.loc[read, [f"share_{c}" for c in EXPRESSIONS]].sum(axis=1)
+    assert read.any() and np.allclose(shares, 1, atol=1e-3)
 
 
 @pytest.mark.slow

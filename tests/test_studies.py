@@ -249,3 +249,18 @@ def test_recordings_made_the_old_way_join_a_study(service, ad_bytes):
                   headers=ADMIN).status_code == 422
     info = c.get(f"/v1/studies/{study['id']}", headers=ADMIN).json()
     assert info["viewers"]["started"] == 1 and info["viewer_table"][0]["source"] == "recording"
+
+
+def test_an_unwritable_database_place_turns_studies_off_not_the_server(tmp_path):
+    """In a read-only container the default database cannot be made: the server still serves
+    photos, and the study routes say why they are off (503)."""
+    from conftest import shared_path
+    (tmp_path / "file").write_text("x")
+    settings = Settings(detector_model=shared_path("models", "face_detection_yunet.onnx"), threads=1,
+                        db=f"sqlite:///{tmp_path}/file/studies.db")
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/health").status_code == 200
+        r = c.get("/v1/studies")
+        assert r.status_code == 503 and "cannot create" in r.json()["error"]
+    with pytest.raises(StudyError, match="writable place"):
+        StudyStore(settings.db)

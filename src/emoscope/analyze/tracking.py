@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MIN_TRACK_FRAMES = 4  # source frames; shorter tracks (1-3 frame flickers) stay out of summaries
+MIN_TRACK_FRAMES = 8  # source frames (a quarter second at 30 FPS); shorter tracks (flickers) stay out of summaries
 
 
 def min_track_frames(every: int = 1) -> int:

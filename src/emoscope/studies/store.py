@@ -90,7 +90,11 @@ class StudyStore:
         self.url = url or default_db_url()
         if self.url.startswith("sqlite:///"):
             folder = os.path.dirname(os.path.abspath(self.url[len("sqlite:///"):]))
-            os.makedirs(folder, exist_ok=True)
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:  # e.g. a read-only container: say so; the server runs without studies
+                raise StudyError(f"cannot create {folder} for the studies database ({exc.strerror or exc}); "
+                                 f"give --db a writable place") from None
         try:
             self.engine = make_engine(self.url)
             self._migrate()
