@@ -90,9 +90,15 @@ class ReportCache:
     (its viewers and frames are the version). One report is written at a time."""
 
     def __init__(self):
-        self.root = tempfile.mkdtemp(prefix="emoscope-studies-")
+        self._root: str | None = None  # made on first use: a read-only server never needs it
         self.lock = threading.Lock()
         self.versions: dict[str, tuple] = {}
+
+    @property
+    def root(self) -> str:
+        if self._root is None:
+            self._root = tempfile.mkdtemp(prefix="emoscope-studies-")
+        return self._root
 
     def folder(self, store, study_id: str) -> str:
         from ...studies.report import write_study_report
