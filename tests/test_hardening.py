@@ -452,12 +452,8 @@ def test_request_heads_without_a_body_reserve_nothing(server, photo):
     """N1: heads that declare a 64 MB body and send none used to reserve the whole upload budget
     (every upload 503); the budget is now charged by the bytes that arrive."""
     port, _ = server
-    heads = []
-    for _ in range(4):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
-                  b"Content-Length: 67108864\r\nContent-Type: video/mp4\r\n\r\n")
-        heads.append(s)
+    heads = open_requests(port, 4, b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                                   b"Content-Length: 67108864\r\nContent-Type: video/mp4\r\n\r\n")
     try:
         time.sleep(0.2)
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/analyze", data=photo, method="POST",
@@ -563,12 +559,9 @@ def test_trickled_campaign_uploads_cannot_hold_the_job_slots(server, clip):
     video) for up to 600 s. Now one address holds at most half the slots, and an upload that
     stalls for the body timeout (1 s here) is cut."""
     port, _ = server
-    trickles = []
-    for _ in range(4):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
-                  b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
-        trickles.append(s)
+    trickles = open_requests(port, 4, b"POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                                      b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n"
+                                      b"\r\n--b\r\n")
 
     def post_video() -> int:
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/videos", data=clip, method="POST",
@@ -595,6 +588,16 @@ def test_trickled_campaign_uploads_cannot_hold_the_job_slots(server, clip):
     finally:
         for s in trickles:
             s.close()
+
+
+def open_requests(port: int, n: int, start: bytes) -> list[socket.socket]:
+    """`n` connections that each send the start of a request and then nothing more."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(start)
+        socks.append(s)
+    return socks
 
 
 def raw_answer(s: socket.socket) -> bytes:

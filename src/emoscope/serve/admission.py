@@ -47,6 +47,18 @@ class SocketSlots:
         self.by_client[client] = self.by_client.get(client, 0) + 1
         return None
 
+    async def accept(self, ws, what: str) -> str | None:
+        """Accept a WebSocket and hold a slot for it: the client's address, or None when there is
+        no slot (the socket is then closed with 1013 and the reason)."""
+        from .uploads import client_of
+        await ws.accept()
+        client = client_of(ws)
+        full = self.refusal(client)
+        if full:
+            await ws.close(code=1013, reason=f"{what}: {full}")
+            return None
+        return client
+
     def leave(self, client: str) -> None:
         self.open -= 1
         left = self.by_client.get(client, 1) - 1

@@ -8,7 +8,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...analyze import Tracker
 from ...analyze.analyzer import DETECT_EVERY
-from ..uploads import UploadError, client_of
+from ..uploads import UploadError
 from .images import analyzed_in_time, decoded_for_analysis
 
 router = APIRouter()
@@ -43,11 +43,8 @@ async def stream(ws: WebSocket):
     if refused:
         await ws.close(code=refused)
         return
-    await ws.accept()
-    client = client_of(ws)
-    full = state.streams.refusal(client)
-    if full:
-        await ws.close(code=1013, reason=f"live streams: {full}")
+    client = await state.streams.accept(ws, "live streams")
+    if client is None:
         return
     try:
         await serve_stream(ws, state, settings, mesh)

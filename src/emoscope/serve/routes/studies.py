@@ -323,11 +323,8 @@ async def viewer_stream(ws: WebSocket, token: str):
     if not viewer or not viewer.isdigit() or not await run_in_threadpool(store.viewer, study["id"], viewer, key):
         await ws.close(code=4403)
         return
-    await ws.accept()
-    client = client_of(ws)
-    full = state.study_streams.refusal(client)
-    if full:
-        await ws.close(code=1013, reason=f"viewers: {full}")
+    client = await state.study_streams.accept(ws, "viewers")
+    if client is None:
         return
     viewer_id, gap, last = int(viewer), 1.0 / settings.study_max_fps, 0.0
     counters = {"stored": 0, "dropped": 0}
