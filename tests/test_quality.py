@@ -91,3 +91,15 @@ def test_campaign_curves_count_only_readable_faces():
     assert set(vs["label"]) == {"happy"}                      # the unreadable "angry" frames are not read
     curve = per_second(vs, prob_columns(faces), 4)
     assert list(curve["viewers"]) == [2, 2, 1, 1]             # n falls where b's face could not be read
+
+
+def test_the_timeline_chart_shows_the_persons_seen_longest():
+    """A crowd (here 30 persons) draws at most MAX_PLOTTED_PERSONS panels: the longest-seen ones."""
+    import matplotlib
+    from emoscope.analyze.timeline import MAX_PLOTTED_PERSONS
+    matplotlib.use("Agg")
+    rows = [Timeline.row(i, i / 10, _face(track, "happy", True)) for track in range(1, 31)
+            for i in range(10 + track)]
+    fig = Timeline.from_rows(rows, ["angry", "happy", "neutral"], 10.0).plot()
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == MAX_PLOTTED_PERSONS and "person 30" in titles and "person 1" not in titles

@@ -12,6 +12,7 @@ from .face import Face
 from .tracking import MIN_TRACK_FRAMES
 
 BASE_COLUMNS = ["frame", "time", "track", "x", "y", "w", "h", "score"]
+MAX_PLOTTED_PERSONS = 12  # panels of the timeline chart: the persons seen longest
 MIN_READABLE_SHARE = 0.2  # a person read in fewer of their frames has no dominant expression ("unreadable")
 
 
@@ -129,7 +130,7 @@ class Timeline(pd.DataFrame):
 
     def plot(self, path: str | None = None):
         """Expression probabilities over time (stacked) and valence, one panel per person (short
-        tracks left out). Saves a PNG when `path` is given; returns the matplotlib figure."""
+        tracks left out; the MAX_PLOTTED_PERSONS persons seen longest). Saves a PNG when `path` is given; returns the matplotlib figure."""
         from ..presentation import clock, expression_color
         from ..report import pyplot
 
@@ -137,7 +138,11 @@ class Timeline(pd.DataFrame):
 
         df = pd.DataFrame(self)
         df = df[~df["short_track"].astype(bool)]
-        tracks = sorted(df["track"].unique())
+        # the persons seen longest, at most MAX_PLOTTED_PERSONS panels (a crowd would make a chart no
+        # one can read and that takes minutes to draw); every person stays in the summary
+        longest = df["track"].value_counts().index[:MAX_PLOTTED_PERSONS]
+        tracks = sorted(longest)
+        df = df[df["track"].isin(tracks)].copy()
         df.loc[~readable_rows(df), list(self.classes) + ["valence_score"]] = np.nan  # gaps, never an expression
         n = max(1, len(tracks))
         fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
