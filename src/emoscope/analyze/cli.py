@@ -163,10 +163,13 @@ def analyze_video(analyzer, video, path: str, args, name: str) -> dict:
     except PlottingUnavailable as exc:
         print(f"note: no timeline chart: {exc}", file=sys.stderr)
         chart = f"<p>No chart: {exc}.</p>"
-    shown = readable_summary(summary, tl, analyzer.classes)
+    longest = summary.sort_values("frames", ascending=False).head(REPORT_PERSONS) if len(summary) else summary
+    shown = readable_summary(longest, tl, analyzer.classes)
     faces = "".join(f"<figure style='display:inline-block;margin:4px;text-align:center'>{png_tag(p, f'person {k}')}"
                     f"<figcaption>person {k}</figcaption></figure>"
-                    for k, p in zip(summary.get("track", []), summary.get("thumbnail", [])) if isinstance(p, str))
+                    for k, p in zip(longest.get("track", []), longest.get("thumbnail", [])) if isinstance(p, str))
+    if len(summary) > REPORT_PERSONS:
+        faces += f"<p>The {REPORT_PERSONS} persons seen longest of {len(summary)}; every one is in the summary.</p>"
     short = int(tl.loc[tl["short_track"], "track"].nunique()) if len(tl) else 0
     write_html(stem + ".report.html", f"emoscope: {os.path.basename(path)}", [
         ("People", faces or "<p>No faces found.</p>"),
@@ -256,6 +259,9 @@ def run_analyze(args) -> int:
         print(f"emoscope analyze: nothing could be analysed ({len(skipped)} input(s) skipped)", file=sys.stderr)
         return 1
     return 0
+
+
+REPORT_PERSONS = 24  # persons the HTML report shows (the ones seen longest); the CSV summary has all
 
 
 def readable_summary(summary: pd.DataFrame, tl, classes: list[str]) -> pd.DataFrame:
