@@ -6,7 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 
 from emoscope.analyze.face import Face
 from emoscope.analyze.quality import assess, pose_from_landmarks
