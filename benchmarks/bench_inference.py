@@ -6,8 +6,10 @@
 - a 1280x720 video tiled from the samples (at least 5 faces): FPS at default settings;
 - the webcam path (`emoscope webcam --no-window` on a file source): per-frame latency p50/p95;
 - peak RSS of the video pipeline;
-- the face landmarker (`--mesh`): its cost per face alone, and FPS on the one-face video with it
-  (`--no-with-mesh` leaves it out);
+- the face landmarker (`--mesh`): its cost per face alone, and FPS on the one-face video with it,
+  tracking faces by their previous mesh (the default) and re-detecting them in every frame, with
+  how far apart the two paths put the landmarks there and on the sample clip (`--no-with-mesh`
+  leaves it out);
 - with --fer-python, the `fer` package's own pipeline (Haar cascade + its CNN) on the same frames
   in its own virtual environment, and the ratios (`speedup_vs_fer_default`).
 Each pipeline runs in a child process of its own, so its peak RSS is its own. Every timing is the
@@ -95,7 +97,8 @@ def write_tiled_video(path: str, n: int = 300) -> str:
 def child(args) -> None:
     """One pipeline on one video: FPS, frames with a face, the largest box per frame, peak RSS."""
     a = Analyzer(args.model, detector_model=YUNET, threads=args.threads, detect_max_side=args.detect_side,
-                 detect_every=args.detect_every, mesh=args.mesh, mesh_model=LANDMARKER if args.mesh else None)
+                 detect_every=args.detect_every, mesh=args.mesh, mesh_model=LANDMARKER if args.mesh else None,
+                 seed_mesh=args.seed_mesh)
     for _ in a.iter_video(args.video, max_frames=10, progress=False):  # warm-up, as fer gets below
         pass
     boxes, frames, found, faces = [], 0, 0, 0
@@ -110,10 +113,11 @@ def child(args) -> None:
                       "boxes": boxes, "rss": peak_rss_mb(), "torch": "torch" in sys.modules}))
 
 
-def run_child(video: str, args, side: int, every: int, mesh: bool = False) -> dict:
+def run_child(video: str, args, side: int, every: int, mesh: bool = False, seed_mesh: bool = True) -> dict:
     """The fastest of `args.repeats` child runs (the peak RSS: the largest)."""
     cmd = [sys.executable, __file__, "--video", video, "--threads", str(args.threads), "--detect-side", str(side),
            "--detect-every", str(every)] + (["--model", args.model] if args.model else []) + (["--mesh"] if mesh else [])
+    cmd += [] if seed_mesh else ["--no-seed-mesh"]
     runs = [json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             for _ in range(args.repeats)]
     return {**max(runs, key=lambda r: r["fps"]), "rss": max(r["rss"] for r in runs)}
@@ -135,6 +139,22 @@ def mesh_ms_per_face(repeats: int = 50) -> float:
             lm.measure(img, det.box, det.landmarks[:2])
         best = min(best, (time.perf_counter() - t) / repeats * 1000)
     return best
+
+
+def mesh_agreement(video: str, args) -> dict:
+    """How far the landmarks of faces tracked by their previous mesh lie from those of faces
+    re-detected in every frame: per face, the mean distance of the 478 points in pixels (faces
+    paired by IoU > 0.5 in the same frame); the median and 90th percentile over faces."""
+    meshes = []
+    for seed in (True, False):
+        a = Analyzer(args.model, detector_model=YUNET, threads=args.threads, mesh=True, mesh_model=LANDMARKER,
+                     seed_mesh=seed)
+        meshes.append({i: [f for f in faces if f.mesh is not None] for i, _, _, faces in a.iter_video(video, progress=False)})
+    seeded, redetected = meshes
+    gaps = [float(np.linalg.norm(np.asarray(f.mesh)[:, :2] - np.asarray(g.mesh)[:, :2], axis=1).mean())
+            for i, faces in redetected.items() for f in faces for g in seeded.get(i, []) if iou(f.box, g.box) > 0.5]
+    return {"faces": len(gaps), "median_px": round(float(np.median(gaps)), 2),
+            "p90_px": round(float(np.percentile(gaps, 90)), 2)}
 
 
 def webcam_latency(video: str, args) -> dict:
@@ -208,8 +228,13 @@ def main(args) -> dict:
     })
     if args.with_mesh:
         meshed = run_child(video, args, 640, DETECT_EVERY, mesh=True)
+        redetected = run_child(video, args, 640, DETECT_EVERY, mesh=True, seed_mesh=False)
+        clip = os.path.join(SHARED, "samples", "facerec_short_hamilton_clip.mp4")
         result.update({"mesh_ms_per_face": round(mesh_ms_per_face(), 2),
                        "fps_mesh": round(meshed["fps"], 1), "ms_per_frame_mesh": round(1000 / meshed["fps"], 2),
+                       "fps_mesh_redetected": round(redetected["fps"], 1),
+                       "mesh_tracked_vs_redetected_px": mesh_agreement(video, args),
+                       "mesh_tracked_vs_redetected_px_sample_clip": mesh_agreement(clip, args),
                        "frames_with_face_mesh": f"{meshed['found']}/{meshed['frames']}",
                        "mesh_pipeline_peak_rss_mb": round(meshed["rss"], 1), "mesh_torch_imported": meshed["torch"]})
     tiled_default = run_child(tiled, args, 640, DETECT_EVERY)
@@ -246,6 +271,7 @@ if __name__ == "__main__":
                    help="also time the face landmarker (--mesh) alone and on the one-face video")
     p.add_argument("--video", help=argparse.SUPPRESS)  # child mode: one pipeline, report its own peak RSS
     p.add_argument("--mesh", action="store_true", help=argparse.SUPPRESS)  # child mode: the pipeline with --mesh
+    p.add_argument("--seed-mesh", action=argparse.BooleanOptionalAction, default=True, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.video:
         child(args)

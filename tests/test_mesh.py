@@ -321,3 +321,48 @@ def test_no_mesh_pose_or_gaze_where_the_mesh_found_no_face(analyzer, tmp_path):
     # drawing the mesh draws nothing on those faces: only the faces whose mesh is there change
     plain, meshed = draw_faces(frame, absent), draw_faces(frame, absent, mesh=True)
     assert np.array_equal(plain, meshed)
+
+
+def test_faces_tracked_by_their_mesh_agree_with_faces_redetected(task):
+    """The first 90 frames of the sample clip: a face between full-frame detections is found
+    from its previous frame's mesh (the default) instead of being re-detected; its landmarks lie
+    within 2 px of the re-detected path's (median over faces), it keeps its person, the path
+    finds as many faces, and re-detects a face whose mesh loses it."""
+    from emoscope import Analyzer
+    from emoscope.analyze.tracking import iou
+    clip = shared_path("samples", "facerec_short_hamilton_clip.mp4")
+    runs = {}
+    for seed in (True, False):
+        a = Analyzer(detector_model=shared_path("models", "face_detection_yunet.onnx"), mesh=True, mesh_model=task,
+                     threads=2, seed_mesh=seed)
+        runs[seed] = {i: [f for f in faces if f.mesh is not None]
+                      for i, _, _, faces in a.iter_video(clip, max_frames=90, progress=False)}
+    seeded, redetected = runs[True], runs[False]
+    gaps = [float(np.linalg.norm(np.asarray(f.mesh)[:, :2] - np.asarray(g.mesh)[:, :2], axis=1).mean())
+            for i, faces in redetected.items() for f in faces for g in seeded[i] if iou(f.box, g.box) > 0.5]
+    found = sum(map(len, seeded.values())), sum(map(len, redetected.values()))
+    assert len(gaps) >= 0.9 * found[1] and found[0] >= 0.95 * found[1], (len(gaps), found)
+    assert float(np.median(gaps)) <= 2.0, np.percentile(gaps, [50, 90])
+    ids = {f.track_id for faces in seeded.values() for f in faces}
+    assert len(ids) <= len({f.track_id for faces in redetected.values() for f in faces}) + 1
+
+
+def test_a_face_whose_mesh_loses_it_is_redetected(analyzer, monkeypatch):
+    """A tracked face whose seeded mesh finds nothing (the face is painted over, the shot goes
+    on) is not kept on the mesh's word: it is looked for again in its window, and without a face
+    there it is dropped."""
+    img = sample("facerec_obama.jpg")
+    tracker = analyzer.new_tracker(30.0)
+    first = analyzer.track_frame(img, tracker, 0)
+    assert len(first) == 1 and first[0].mesh is not None
+    t = tracker.track(first[0].track_id)
+    assert t.mesh_seed is not None and t.mesh_frame == 0
+    looked = []
+    redetect = analyzer._redetect
+    monkeypatch.setattr(analyzer, "_redetect", lambda frame, box: looked.append(box) or redetect(frame, box))
+    assert len(analyzer.track_frame(img, tracker, 1)) == 1 and looked == []  # found from its mesh alone
+    x, y, w, h = first[0].box
+    covered = img.copy()
+    covered[y:y + h, x:x + w] = 128
+    assert analyzer.track_frame(covered, tracker, 2) == []
+    assert len(looked) == 1 and tracker.finished == []  # re-detected in its window, no scene cut

@@ -81,6 +81,7 @@ ACTION_UNITS = {
 RIGHT_EYE = {"outer": 33, "inner": 133, "upper": 159, "lower": 145, "iris": 468}
 LEFT_EYE = {"outer": 263, "inner": 362, "upper": 386, "lower": 374, "iris": 473}
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+MOUTH_RIGHT, MOUTH_LEFT = 61, 291
 EYE_TURN_DEG = 35.0          # the eyes' turn when the iris reaches a corner (approximate)
 ATTENTION_CONE_DEG = 20.0    # attention: gaze yaw and pitch both within this of the camera
 EYES_OPEN_BELOW = 0.5        # eyes open: the mean eyeBlink blendshape is below this
@@ -101,6 +102,20 @@ def roi_matrix(box, eyes: np.ndarray | None) -> tuple[np.ndarray, float]:
     m[0, 2] += LANDMARK_INPUT / 2 - cx
     m[1, 2] += LANDMARK_INPUT / 2 - cy
     return m, side
+
+
+def five_points(mesh: np.ndarray) -> np.ndarray:
+    """YuNet's five points read from a mesh (5 x 2: right eye, left eye, nose tip, mouth right,
+    mouth left; each eye the midpoint of its corners), so a face tracked by its mesh is aligned
+    and assessed like a detected one."""
+    eye = [(mesh[e["outer"], :2] + mesh[e["inner"], :2]) / 2 for e in (RIGHT_EYE, LEFT_EYE)]
+    return np.array([*eye, mesh[NOSE_TIP, :2], mesh[MOUTH_RIGHT, :2], mesh[MOUTH_LEFT, :2]], np.float32)
+
+
+def extent(mesh: np.ndarray) -> tuple[float, float, float]:
+    """The centre (x, y) and longer side of the bounding box of the 468 mesh points, in pixels."""
+    lo, hi = mesh[:468, :2].min(axis=0), mesh[:468, :2].max(axis=0)
+    return float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, float(max(hi - lo))
 
 
 def to_image(points: np.ndarray, m: np.ndarray, side: float) -> np.ndarray:

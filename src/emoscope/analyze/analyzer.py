@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
@@ -13,7 +15,7 @@ from PIL import Image
 from ..contract import CropRule, crop_face
 from ..images import pil_to_array, read_image
 from ..labels import ValenceRule, valence
-from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD, FaceMesh
+from ..mesh import BLENDSHAPES, PRESENCE_THRESHOLD, FaceMesh, extent, five_points
 from ..runtime import ExpressionClassifier, create_detector
 from ..runtime.detector import DETECT_MAX_SIDE, Detection, clip_box
 from ..runtime.landmarker import Landmarker
@@ -71,14 +73,20 @@ class Analyzer:
     attention and approximate action units to every face (`mesh_model`: a face_landmarker.task,
     else $EMOSCOPE_LANDMARKER_MODEL, the cache, or a download); when the model carries a blendshape
     expert (`emoscope blendshape-expert`), those faces' expression is read from the image and the
-    blendshapes together (`Face.expression_from`).
+    blendshapes together (`Face.expression_from`). With the mesh on, a tracked face between
+    full-frame detections is found from its previous frame's mesh, as MediaPipe tracks, and
+    re-detected only where that mesh loses it (`seed_mesh=False`: re-detected in every frame); its
+    `score` is then its last detection's.
     """
 
     def __init__(self, model: str | None = None, detector: str = "yunet", detector_model: str | None = None,
                  threads: int = 0, flip_tta: bool = False, align: bool = False, gender: bool = False,
                  max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = DETECT_MAX_SIDE,
-                 detect_every: int = DETECT_EVERY, mesh: bool = False, mesh_model: str | None = None):
-        self.classifier = ExpressionClassifier(model, threads, flip_tta, align)
+                 detect_every: int = DETECT_EVERY, mesh: bool = False, mesh_model: str | None = None,
+                 seed_mesh: bool = True):
+        # with the mesh on, the landmarker's thread has a core of its own
+        self.classifier = ExpressionClassifier(model, max(1, (threads or os.cpu_count() or 1) - 1) if mesh else threads,
+                                               flip_tta, align)
         yunet = detector == "yunet"
         kw = {"score_threshold": min_score, "max_side": detect_max_side, "threads": threads} if yunet else {}
         self.detector = create_detector(detector, detector_model, **kw)
@@ -92,6 +100,8 @@ class Analyzer:
         # one thread: the landmark network is small, and a second thread only adds synchronisation
         # (6.2 ms a face against 7.4 with two, measured on the 2-core host)
         self.landmarker = Landmarker(mesh_model, threads=1) if mesh else None
+        self.seed_mesh = seed_mesh
+        self._mesh_thread: ThreadPoolExecutor | None = None
         # The model's own valence thresholds (fitted on real faces at export), else the defaults.
         self.valence_rule = ValenceRule.from_dict(self.classifier.meta.extra.get("valence"))
         # Where the mesh is measured, the model's blendshape expert (if it has one) reads the
@@ -122,7 +132,10 @@ class Analyzer:
             return None
         if self.landmarker is None:
             raise ValueError("this analyzer was made without the face landmarker (Analyzer(mesh=True))")
-        return [self.landmarker.measure(img, d.box, d.landmarks[:2] if d.landmarks is not None else None) for d in dets]
+        return [self._measure_one(img, d) for d in dets]
+
+    def _measure_one(self, img: np.ndarray, d: Detection) -> FaceMesh:
+        return self.landmarker.measure(img, d.box, d.landmarks[:2] if d.landmarks is not None else None)
 
     def _fused(self, m: FaceMesh | None) -> bool:
         """Whether a face's expression is read from the image and its blendshapes together: the mesh
@@ -210,27 +223,44 @@ class Analyzer:
         lms = lms / scale + np.array([x0, y0], np.float32) if lms is not None else None
         return Detection(clip_box(local[best], W, H), found[best].score, lms)
 
-    def _detect_tracked(self, frame: np.ndarray, tracker: Tracker, index: int) -> tuple[list[Detection], list]:
-        """Detect-then-track: the whole frame on schedule, on a scene cut or without a local
-        detector; otherwise each live track re-detected in its window (a face claimed by two
-        tracks goes to the longer one). Returns the detections and, for re-detected ones, the id
-        of their track."""
-        cut = tracker.scene_cut(frame)
+    def _mesh_seeds(self, tracker: Tracker, index: int) -> dict[int, Detection]:
+        """Tracks seen in the previous frame whose mesh found them: the detections their meshes
+        predict, by track id (a face claimed by two tracks goes to the longer one)."""
+        seeds: dict[int, Detection] = {}
+        for t in sorted(tracker.live(index, max_age=1), key=lambda t: -t.hits):
+            if t.mesh_seed is not None and t.mesh_frame == index - 1 and all(iou(t.mesh_seed.box, k.box) < 0.5 for k in seeds.values()):
+                seeds[t.id] = t.mesh_seed
+        return dict(list(seeds.items())[: self.max_faces]) if self.max_faces else seeds
+
+    def _detect_tracked(self, frame: np.ndarray, tracker: Tracker, index: int, cut: bool,
+                        seeds: dict[int, Detection]) -> tuple[list[Detection], list]:
+        """Detect-then-track, for the faces not already found from their mesh (`seeds`, whose
+        scores a full-frame detection refreshes): the whole frame on schedule, on a scene cut or
+        without a local detector; otherwise each other live track re-detected in its window (a
+        face claimed by two tracks goes to the longer one). Returns the detections and, for
+        re-detected ones, the id of their track."""
         due = tracker.last_full is None or index - tracker.last_full >= tracker.detect_every
         if cut or due or self.local_detector is None:
-            if cut:
-                tracker.end_all()
             tracker.last_full = index
-            dets = self._detect(frame)
-            return dets, [None] * len(dets)
+            dets = []
+            for d in self._detect(frame):
+                same = [tid for tid, s in seeds.items() if iou(d.box, s.box) >= 0.5]
+                for tid in same:
+                    seeds[tid] = replace(seeds[tid], score=d.score)
+                if not same:
+                    dets.append(d)
+            room = self.max_faces - len(seeds) if self.max_faces else None
+            return dets[:room], [None] * len(dets[:room])
         dets, ids = [], []
         for t in sorted(tracker.live(index), key=lambda t: -t.hits):
+            if t.id in seeds:
+                continue
             d = self._redetect(frame, t.predict(index))
-            if d is not None and all(iou(d.box, k.box) < 0.5 for k in dets):
+            if d is not None and all(iou(d.box, k.box) < 0.5 for k in [*seeds.values(), *dets]):
                 dets.append(d)
                 ids.append(t.id)
         if self.max_faces:
-            dets, ids = dets[: self.max_faces], ids[: self.max_faces]
+            dets, ids = dets[: self.max_faces - len(seeds)], ids[: self.max_faces - len(seeds)]
         return dets, ids
 
     def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int, mesh: bool | None = None) -> list[Face]:
@@ -238,14 +268,75 @@ class Analyzer:
         probabilities (`raw_probs`: the frame's own). `index` counts the frames analysed with this
         tracker (0, 1, 2, ...), not the source's frame numbers. The same step serves files,
         cameras and the WebSocket stream."""
-        dets, known = self._detect_tracked(frame, tracker, index)
+        meshing = self.landmarker is not None if mesh is None else mesh
+        cut = tracker.scene_cut(frame)
+        if cut:
+            tracker.end_all()
+        seeds = self._mesh_seeds(tracker, index) if meshing and self.seed_mesh and not cut else {}
+        # meshes are measured on one core (the landmarker's thread) while the other detects and
+        # classifies
+        worker = self._mesh_worker() if meshing else None
+        seeded_meshes = worker.submit(self._measure, frame, list(seeds.values()), mesh) if seeds else None
+        found, found_ids = self._detect_tracked(frame, tracker, index, cut, seeds)
+        found_meshes = worker.submit(self._measure, frame, found, mesh) if worker and found else None
+        dets, known = [*seeds.values(), *found], [*seeds, *found_ids]
+        seeded = [True] * len(seeds) + [False] * len(found)
         probs, gender = self._classify(frame, dets)
-        measures = self._measure(frame, dets, mesh)
+        measures = None
+        if meshing:
+            measures = [*(seeded_meshes.result() if seeded_meshes else []), *(found_meshes.result() if found_meshes else [])]
+        if any(s and m.presence < PRESENCE_THRESHOLD for s, m in zip(seeded, measures or [])):
+            dets, known, seeded, measures = self._redetect_lost(frame, tracker, index, dets, known, seeded, measures)
+            probs, gender = self._classify(frame, dets)
         probs = self._with_blendshapes(probs, measures)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
+        if measures and self.seed_mesh:
+            self._seed_next(frame, tracker, index, ids, dets, seeded, measures)
         return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None,
                                 measures[i] if measures else None, ids[i], probs[i]) for i, d in enumerate(dets)]
+
+    def _mesh_worker(self) -> ThreadPoolExecutor:
+        """One thread for the face landmarker, started on first use."""
+        if self._mesh_thread is None:
+            self._mesh_thread = ThreadPoolExecutor(1, thread_name_prefix="emoscope-mesh")
+        return self._mesh_thread
+
+    def _redetect_lost(self, frame, tracker, index, dets, known, seeded, measures):
+        """Faces found from their previous mesh whose new mesh lost them: re-detected in their
+        window and measured again, or dropped for this frame."""
+        kept = ([], [], [], [])
+        for d, tid, s, m in zip(dets, known, seeded, measures):
+            if s and m.presence < PRESENCE_THRESHOLD:
+                d = self._redetect(frame, tracker.track(tid).predict(index))
+                if d is None:
+                    continue
+                s, m = False, self._measure_one(frame, d)
+            for part, v in zip(kept, (d, tid, s, m)):
+                part.append(v)
+        return kept
+
+    @staticmethod
+    def _seed_next(frame, tracker: Tracker, index: int, ids, dets, seeded, measures) -> None:
+        """Where a face's mesh found it, the detection that mesh predicts for the next frame: the
+        box the detector would give (its last box relative to the mesh's extent), shifted by the
+        track's motion, with the mesh's five points."""
+        H, W = frame.shape[:2]
+        for tid, d, s, m in zip(ids, dets, seeded, measures):
+            t = tracker.track(tid)
+            t.mesh_frame = index
+            if m.presence < PRESENCE_THRESHOLD:
+                t.mesh_seed = None
+                continue
+            cx, cy, side = extent(m.mesh)
+            if not s:
+                x, y, w, h = d.box
+                t.box_in_mesh = ((x + w / 2 - cx) / side, (y + h / 2 - cy) / side, w / side, h / side)
+            dx, dy, rw, rh = t.box_in_mesh
+            vx, vy = t.velocity
+            w, h = rw * side, rh * side
+            box = (cx + dx * side - w / 2 + vx, cy + dy * side - h / 2 + vy, w, h)
+            t.mesh_seed = Detection(clip_box(box, W, H), d.score, five_points(m.mesh) + np.float32([vx, vy]))
 
     @staticmethod
     def thumbnail(frame: np.ndarray, box) -> np.ndarray:

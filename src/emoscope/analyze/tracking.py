@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..runtime.detector import Detection
+
 MIN_TRACK_FRAMES = 8  # source frames (a quarter second at 30 FPS); shorter tracks (flickers) stay out of summaries
 
 
@@ -68,6 +70,12 @@ class Track:
     appearance: np.ndarray | None = None
     best_score: float = -1.0                # the frame with the surest detection gives the thumbnail
     thumbnail: np.ndarray | None = None
+    # mesh tracking (the Analyzer's `seed_mesh`): the detection the mesh of frame `mesh_frame`
+    # predicts for the next one, and the detector's box in units of the mesh's extent (centre
+    # dx, dy, then w, h)
+    mesh_seed: Detection | None = None
+    mesh_frame: int = -1
+    box_in_mesh: tuple | None = None
 
     def predict(self, frame: int) -> tuple:
         """The box expected at `frame` if the face keeps moving as it did."""
@@ -124,6 +132,10 @@ class Tracker:
         """A scene cut: the people of the new shot get new tracks."""
         self.finished.extend(self.tracks)
         self.tracks = []
+
+    def track(self, track_id: int) -> Track:
+        """The live track with this id."""
+        return next(t for t in self.tracks if t.id == track_id)
 
     def all_tracks(self) -> list[Track]:
         return self.finished + self.tracks
