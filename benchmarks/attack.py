@@ -9,7 +9,17 @@
 4. two progressive-JPEG "scan bombs" (a flat 7900x5000 image whose last scan is repeated
    thousands of times): their answer time, /health and a normal photo meanwhile;
 5. 32 concurrent 15 MB photo uploads: the answers and the server's RSS peak;
-6. 60 WebSockets sending one 14 MB frame each: GET /v1/model latency meanwhile and the RSS peak.
+6. 60 WebSockets sending one 14 MB frame each: GET /v1/model latency meanwhile and the RSS peak;
+and, from a second address (127.0.0.2) while the first keeps working (round 4, N1-N11):
+7. 32 photo heads declaring 1,000 bytes and a video head declaring 64 MB, none sending a body:
+   the other address's photos and a video upload meanwhile;
+8. four campaign uploads trickling a byte every 5 s: the other address's video upload meanwhile,
+   and how the trickles end;
+9. a burst of 52 one-frame video jobs: whether the other address's finished result survives;
+10. 32 WebSockets sending a 10-byte frame every 2 s: how many are admitted and how they end, and
+   a new camera from the other address;
+11. campaigns with offsets -10,000,000, inf and nan and a recording with a 256-character name:
+   the answers, and a video job right after.
 All along, a camera client sends one frame a second over a WebSocket (`--camera-seconds`, 60 by
 default; 600 for the ten-minute check): how long it stayed connected and how many answers it got.
 Each attack reports "health_ms" (max /health latency during it) and "photo_s" (a normal photo's
@@ -18,6 +28,7 @@ Usage: python benchmarks/attack.py [--serve-args '--workers 2'] [--camera-second
 """
 
 import argparse
+import collections
 import io
 import json
 import logging
@@ -28,6 +39,7 @@ import struct
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -35,6 +47,8 @@ import numpy as np
 from PIL import Image
 
 from bench_serve import SHARED, request, rss_mb, serving
+
+ATTACKER = "127.0.0.2"  # a second loopback address: the attacks of round 4 come from another client
 
 
 def png16(side: int) -> bytes:
@@ -191,6 +205,184 @@ def ws_big_frames(url: str, frame: bytes, count: int) -> list:
         return list(pool.map(one, range(count)))
 
 
+def post_from(url: str, path: str, body: bytes, content_type: str, source: str = ATTACKER,
+              timeout: float = 60) -> tuple[float, int, bytes]:
+    """POST from the `source` address; (seconds, status, body), status 0 when the connection failed."""
+    import http.client
+    host, port = url.rsplit("/", 1)[1].split(":")
+    t = time.perf_counter()
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout, source_address=(source, 0))
+    try:
+        conn.request("POST", path, body, {"Content-Type": content_type})
+        r = conn.getresponse()
+        return time.perf_counter() - t, r.status, r.read()
+    except OSError:
+        return time.perf_counter() - t, 0, b""
+    finally:
+        conn.close()
+
+
+def heads(url: str, n: int, start: bytes, source: str = ATTACKER) -> list[socket.socket]:
+    """`n` connections from `source` that each send the start of a request and then nothing more."""
+    port = int(url.rsplit(":", 1)[1])
+    socks = []
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        sock.sendall(start)
+        socks.append(sock)
+    return socks
+
+
+def answer_of(sock: socket.socket, wait: float = 0.5) -> str:
+    """The status line the server sent on `sock` (or how the connection ended)."""
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(200)
+        return data.split(b"\r\n", 1)[0].decode("latin-1") if data else "closed"
+    except socket.timeout:
+        return "open"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def one_frame_video(path: str, photo: bytes) -> bytes:
+    """An MJPEG AVI of one frame: the photo."""
+    frame = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30, (frame.shape[1], frame.shape[0]))
+    writer.write(frame)
+    writer.release()
+    return open(path, "rb").read()
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of (field, filename or None, data); (body, content type)."""
+    out = io.BytesIO()
+    for field, filename, data in parts:
+        name = f'; filename="{filename}"' if filename else ""
+        out.write(f'--b0undary\r\nContent-Disposition: form-data; name="{field}"{name}\r\n\r\n'.encode())
+        out.write(data + b"\r\n")
+    out.write(b"--b0undary--\r\n")
+    return out.getvalue(), "multipart/form-data; boundary=b0undary"
+
+
+def video_job(url: str, video: bytes, source: str = "127.0.0.1", wait_s: float = 0) -> dict:
+    """Submit a video job from `source`; its status code, answer time and, with `wait_s`, its final state."""
+    s, code, body = post_from(url, "/v1/videos", video, "video/x-msvideo", source)
+    out = {"code": code, "answer_s": round(s, 3)}
+    if code == 202 and wait_s:
+        status_url = json.loads(body)["status_url"]
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url + status_url, timeout=10) as r:
+                state = json.loads(r.read())["status"]
+            if state in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        out.update({"status": state, "status_url": status_url})
+    return out
+
+
+def round4(url: str, pid: int, photo: bytes, clip: bytes) -> dict:
+    """The attacks of round 4 (N1-N11), each from the second address while the first works."""
+    from websockets.sync.client import connect
+    result = {}
+    port = int(url.rsplit(":", 1)[1])
+
+    # 7. (N1) heads that declare bodies and send none
+    with Watch(url, pid, photo) as w:
+        held = heads(url, 32, b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                              b"Content-Length: 1000\r\n\r\n")
+        held += heads(url, 1, b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp4\r\n"
+                              b"Content-Length: 67108864\r\n\r\n")
+        time.sleep(0.5)
+        video = video_job(url, clip, wait_s=60)
+        time.sleep(3)
+    result["n1_heads_without_body"] = {"heads": len(held), "other_client_video": video, **w.report(),
+                                       "heads_ended": dict(collections.Counter(answer_of(h) for h in held))}
+    for h in held:
+        h.close()
+
+    # 8. (N3) campaign uploads trickling a byte every 5 s
+    trickles = heads(url, 4, b"POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                             b"boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
+    t0 = time.monotonic()
+    with Watch(url, pid, photo) as w:
+        time.sleep(0.5)
+        video = video_job(url, clip, wait_s=60)
+        ended, sent = {}, t0
+        while len(ended) < len(trickles) and time.monotonic() - t0 < 30:
+            trickle = time.monotonic() - sent >= 5
+            sent = time.monotonic() if trickle else sent
+            for i, sock in enumerate(trickles):
+                if i not in ended:
+                    state = answer_of(sock, 0.05)
+                    if state == "open" and trickle:
+                        try:
+                            sock.sendall(b"x")
+                        except OSError:
+                            state = "closed"
+                    if state != "open":
+                        ended[i] = (state, round(time.monotonic() - t0, 1))
+            time.sleep(0.5)
+    result["n3_trickled_campaigns"] = {"other_client_video": video, "trickles_ended": sorted(ended.values()),
+                                       "still_open_after_30_s": len(trickles) - len(ended), **w.report()}
+    for sock in trickles:
+        sock.close()
+
+    # 9. (N9) a burst of one-frame jobs against another client's finished result
+    tiny = one_frame_video(os.path.join(tempfile.mkdtemp(), "one.avi"), photo)
+    mine = video_job(url, clip, wait_s=120)
+    with ThreadPoolExecutor(8) as pool:
+        burst = list(pool.map(lambda _: post_from(url, "/v1/videos", tiny, "video/x-msvideo")[1], range(52)))
+    time.sleep(5)
+    survived = request(url + mine["status_url"])[1] if mine.get("status_url") else None
+    result["n9_job_burst"] = {"burst_codes": dict(collections.Counter(map(str, burst))),
+                              "other_client_result_after": survived}
+
+    # 10. (N11) WebSockets holding stream slots with 10-byte frames
+    def squatter(_):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(ATTACKER, 0))
+        try:
+            with connect(ws_url(url), sock=sock, open_timeout=10) as ws:
+                for _ in range(10):
+                    ws.send(b"0123456789")
+                    ws.recv(timeout=10)
+                    time.sleep(2)
+                return "held 20 s"
+        except Exception as exc:  # the benchmark counts how each socket ended
+            return getattr(getattr(exc, "rcvd", None), "code", None) or type(exc).__name__
+    with ThreadPoolExecutor(32) as pool:
+        squatters = [pool.submit(squatter, i) for i in range(32)]
+        time.sleep(2)
+        t = time.perf_counter()
+        try:
+            with connect(ws_url(url), open_timeout=10) as ws:
+                ws.send(photo)
+                new_camera = {"answered": "faces" in json.loads(ws.recv(timeout=30)),
+                              "answer_s": round(time.perf_counter() - t, 3)}
+        except Exception as exc:  # reported as the outcome
+            new_camera = {"answered": False, "error": type(exc).__name__}
+        ends = [f.result() for f in squatters]
+    result["n11_stream_squatters"] = {"sockets": 32, "ended": dict(collections.Counter(map(str, ends))),
+                                      "other_client_camera": new_camera}
+
+    # 11. (N4, N6) campaign inputs that once stalled the worker or answered 500
+    answers = {}
+    for label, offsets in (("offset_-1e7", b"recording,offset_s\nrec.avi,-10000000\n"),
+                           ("offset_inf", b"recording,offset_s\nrec.avi,inf\n"),
+                           ("offset_nan", b"recording,offset_s\nrec.avi,nan\n")):
+        body, kind = multipart([("recordings", "rec.avi", tiny), ("offsets", "offsets.csv", offsets)])
+        s, code, _ = post_from(url, "/v1/campaigns", body, kind)
+        answers[label] = {"code": code, "answer_s": round(s, 3)}
+    body, kind = multipart([("recordings", "r" * 252 + ".avi", tiny)])
+    s, code, reply = post_from(url, "/v1/campaigns", body, kind)
+    answers["name_256_chars"] = {"code": code, "answer_s": round(s, 3)}
+    if code == 202:
+        urllib.request.urlopen(urllib.request.Request(url + json.loads(reply)["status_url"], method="DELETE"))
+    result["n4_n6_campaign_inputs"] = {**answers, "video_job_after": video_job(url, clip, wait_s=60)}
+    return result
+
+
 def main() -> None:
     # the WebSocket client library logs every connection the server closes under attack; the
     # benchmark counts them in its results instead
@@ -279,6 +471,8 @@ def main() -> None:
         model_times = w.also_s
         result["ws_large_frames"] = {"sockets": 60, "outcomes": {str(o): outcomes.count(o) for o in set(outcomes)},
                                      "model_max_s": round(max(model_times), 3) if model_times else None, **w.report()}
+        clip = one_frame_video(os.path.join(tempfile.mkdtemp(), "clip.avi"), photo)
+        result["round4"] = round4(url, pid, photo, clip)
         cam_thread.join(args.camera_seconds + 60)
         result["camera"] = cam
         result["rss_end_mb"] = round(rss_mb(pid), 1)

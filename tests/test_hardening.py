@@ -465,6 +465,45 @@ def test_request_heads_without_a_body_reserve_nothing(server, photo):
             s.close()
 
 
+def test_photo_heads_from_one_client_leave_room_for_another(server, photo):
+    """N1 (photos): 31 heads of `POST /v1/analyze` declaring 1,000 bytes and sending none filled
+    the whole line (31 places), so every other client's photo got 503 until the body timeout.
+    One address now holds at most half the line."""
+    import http.client
+    port, _ = server
+    heads = open_requests(port, 31, b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key-42\r\n"
+                                    b"Content-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\n")
+    try:
+        time.sleep(0.2)
+        other = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.2", 0))
+        other.request("POST", "/v1/analyze", photo, {"X-API-Key": "s3cret-key-42", "Content-Type": "image/jpeg"})
+        r = other.getresponse()
+        assert r.status == 200 and len(json.loads(r.read())["faces"]) == 2
+        other.close()
+        answers = [raw_answer(s) for s in heads]
+        assert sum(b" 503 " in a for a in answers) >= 15, answers  # past the client's share: refused at once
+    finally:
+        for s in heads:
+            s.close()
+
+
+def test_the_line_counts_each_clients_share():
+    from emoscope.serve.admission import Admission
+    from emoscope.serve.uploads import UploadError
+    line = Admission(4)
+    with line.enter("a"), line.enter("a"):
+        with pytest.raises(UploadError) as busy:
+            with line.enter("a"):
+                pass
+        assert busy.value.status_code == 503
+        with line.enter("b"), line.enter("b"):
+            assert line.inside == 4
+            with pytest.raises(UploadError):
+                with line.enter("c"):  # the whole line is full
+                    pass
+    assert line.inside == 0 and line.by_client == {}
+
+
 def test_the_upload_budget_counts_bytes_received_with_a_share_per_client():
     from emoscope.serve.uploads import UploadBudget, UploadError
     budget = UploadBudget(100, per_client=60)

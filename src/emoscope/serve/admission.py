@@ -10,22 +10,33 @@ from .uploads import UploadError
 
 
 class Admission:
-    """At most `limit` image requests inside the server (being analysed or waiting for an
-    analyzer). Used from the event loop only, so a plain counter is exact."""
+    """At most `limit` image requests inside the server (being analysed, waiting for an analyzer
+    or for their body), and at most `per_client` of them from one address, so that one client's
+    requests (bodies that never come included) cannot fill the line for everyone. Used from the
+    event loop only, so plain counters are exact."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, per_client: int | None = None):
         self.limit = limit
+        self.per_client = per_client or max(1, limit // 2)
         self.inside = 0
+        self.by_client: dict[str, int] = {}
 
     @contextmanager
-    def enter(self):
-        if self.inside >= self.limit:
+    def enter(self, client: str):
+        mine = self.by_client.get(client, 0)
+        if self.inside >= self.limit or mine >= self.per_client:
             raise UploadError(503, "the server is busy; try again in a moment", headers={"Retry-After": "1"})
         self.inside += 1
+        self.by_client[client] = mine + 1
         try:
             yield
         finally:
             self.inside -= 1
+            left = self.by_client[client] - 1
+            if left:
+                self.by_client[client] = left
+            else:
+                del self.by_client[client]
 
 
 class SocketSlots:

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...images import ImageDecodeError, decode_image, probe_image
 from ...media import sniff_image
-from ..uploads import UploadError, uploaded
+from ..uploads import UploadError, client_of, uploaded
 
 router = APIRouter()
 
@@ -81,7 +81,8 @@ def analyze_image(state, data: bytes, annotate: bool, deadline: float, mesh: boo
 async def analyze(request: Request, annotate: bool = False, mesh: bool = False) -> dict:
     state = request.app.state
     check_mesh(state, mesh)
-    with state.admission.enter():  # a full line is answered 503 before the upload is read
+    # a full line (or the client's full share of it) is answered 503 before the upload is read
+    with state.admission.enter(client_of(request)):
         async with uploaded(request, state.settings.max_image_bytes) as data:
             return await analyzed_in_time(state, lambda st, d, ann, deadline: analyze_image(st, d, ann, deadline, mesh),
                                           data, annotate)

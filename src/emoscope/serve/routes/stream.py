@@ -47,12 +47,12 @@ async def stream(ws: WebSocket):
     if client is None:
         return
     try:
-        await serve_stream(ws, state, settings, mesh)
+        await serve_stream(ws, state, settings, client, mesh)
     finally:
         state.streams.leave(client)
 
 
-async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> None:
+async def serve_stream(ws: WebSocket, state, settings, client: str, mesh: bool = False) -> None:
     """The accepted stream: frames in, faces out, until the client closes it or stays silent
     for `stream_idle_timeout_s` (close code 1001). Each frame is admitted like an image request
     (a full line answers that frame with a 503 error) and has the same timeout."""
@@ -94,7 +94,7 @@ async def serve_stream(ws: WebSocket, state, settings, mesh: bool = False) -> No
             return {"frame": index, "error": f"frame is over the {settings.max_stream_frame_bytes:,}-byte limit",
                     "status": 413}
         try:
-            with state.admission.enter():
+            with state.admission.enter(client):
                 return await analyzed_in_time(state, process, data, index)
         except UploadError as exc:
             return {"frame": index, "error": exc.detail, "status": exc.status_code}
