@@ -553,6 +553,12 @@ def test_report_cover_names_date_model_settings_and_n_and_small_groups_get_no_te
     assert len(tests) and tests["p_value"].isna().all() and tests["note"].str.contains("needs 4 viewers").all()
     text = re.sub(r"data:[^'\"]+", "", open(path).read())
     assert "NaN" not in text and "needs 4 viewers" in text
-    first = pypdf.PdfReader(str(tmp_path / "report.pdf")).pages[0].extract_text()
+    pages = [p.extract_text() for p in pypdf.PdfReader(str(tmp_path / "report.pdf")).pages]
     for words in ("Spot", "date", "expression-int8.onnx", "every 1 frame", "viewers (n)", "4"):
-        assert words in first, (words, first)
+        assert words in pages[0], (words, pages[0])
+    # then an overview, the groups with the reason they were not tested, the viewers; no NaN anywhere
+    assert "overview" in pages[1] and "4 recordings analysed" in pages[1] and "At 0:03" in pages[1], pages[1]
+    groups = next(p for p in pages if "groups compared" in p)
+    assert "needs 4 viewers" in groups.replace("\n", " ") and "–" in groups
+    assert "viewer0.mp4" in pages[-1] and "100%" in pages[-1] and "most positive at" in pages[-1]
+    assert not any("nan" in p.lower().split() for p in pages)

@@ -46,6 +46,12 @@ def write_html(path: str, title: str, sections: list[tuple[str, str]]) -> str:
     return path
 
 
+def cells(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> list[list[str]]:
+    """A table's cells as text by the rules of `table` (for the PDF's tables)."""
+    return [["–" if pd.isna(v) else floatfmt.format(v) if isinstance(v, float) else str(v) for v in row]
+            for row in df.itertuples(index=False)]
+
+
 def table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     """A table for a report: floats to `floatfmt`, missing values as a dash (never "NaN"), in a
     box that scrolls sideways on a narrow screen instead of widening the page."""

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..analyze.timeline import readable_rows
 from ..labels import EXPRESSIONS
-from ..presentation import clock, expression_color, whole_seconds
+from ..presentation import clock, expression_color, share, whole_seconds
 from ..report import PlottingUnavailable, png_tag, table, write_html
 from .store import read_table, schemas
 
@@ -487,13 +487,15 @@ def _synced(chart: dict, alt: str) -> str:
 
 
 def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title: str,
-              cover: dict[str, str] | None = None) -> str:
-    """report.pdf: a cover (title, and what `cover` says: date, model, settings, n, alignment),
-    then landscape pages with the curve, the moments with stills, the groups and the per-viewer
-    table."""
+              cover: dict[str, str] | None = None, overview: list[str] | None = None) -> str:
+    """report.pdf: a cover (title, and what `cover` says: date, model, settings, n, alignment), an
+    overview (the `overview` sentences and the first moments), then landscape pages with the
+    curves, the moments with stills, the groups and their tests, and the per-viewer table."""
+    import textwrap
+
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from ..report import pyplot
+    from ..report import cells, pyplot
     plt = pyplot()
     with PdfPages(path) as pdf:
 
@@ -505,11 +507,35 @@ def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title:
             pdf.savefig(fig)
             plt.close(fig)
 
+        def paragraphs(fig, texts: list[str], top: float, size: int = 11) -> float:
+            y = top
+            for text in texts:
+                lines = textwrap.wrap(text, 150)
+                fig.text(0.05, y, "\n".join(lines), fontsize=size, va="top")
+                y -= 0.03 * len(lines) + 0.025
+            return y
+
+        def cell_table(fig, df: pd.DataFrame, box: list[float]) -> None:
+            ax = fig.add_axes(box)
+            ax.axis("off")
+            t = ax.table(cellText=cells(df, "{:.2f}"), colLabels=[c.replace("_", " ") for c in df.columns],
+                         loc="upper center")
+            t.auto_set_font_size(False)
+            t.set_fontsize(7)
+            t.auto_set_column_width(list(range(len(df.columns))))
+
         with page(title) as fig:
             fig.text(0.05, 0.88, "emoscope ad-test report", fontsize=12, color="#555")
             for i, (key, value) in enumerate((cover or {}).items()):
                 fig.text(0.05, 0.78 - i * 0.06, f"{key}:", fontsize=12, weight="bold")
                 fig.text(0.30, 0.78 - i * 0.06, str(value), fontsize=12, wrap=True)
+        with page(f"{title}: overview") as fig:
+            y = paragraphs(fig, overview or [], 0.88)
+            moments = [describe_peak(p) for _, p in res["peaks"].head(3).iterrows()]
+            fig.text(0.05, y - 0.02, "Moments that moved the audience" if moments else
+                     "No moment moved the viewers together beyond chance (95% confidence).", fontsize=13,
+                     weight="bold", va="top")
+            paragraphs(fig, moments, y - 0.08)
         for name in ("valence", "expressions", "groups"):
             if name in charts:
                 with page(title) as fig:
@@ -523,18 +549,49 @@ def write_pdf(res: dict, charts: dict, stills: dict[int, str], path: str, title:
                         ax.imshow(plt.imread(stills[p["second"]]))
                         ax.axis("off")
                     fig.text(0.24, y, describe_peak(p), fontsize=10, wrap=True)
+        if "group_sizes" in res:
+            with page(f"{title}: groups compared") as fig:
+                cell_table(fig, res["group_sizes"], [0.05, 0.72, 0.4, 0.18])
+                tests = res["group_tests"]
+                fig.text(0.05, 0.66, "Differences between groups at each moment (permutation test)", fontsize=13,
+                         weight="bold")
+                if len(tests):
+                    cell_table(fig, tests.head(20), [0.03, 0.05, 0.94, 0.58])
+                else:
+                    fig.text(0.05, 0.60, "No moment to compare the groups at.", fontsize=11)
         viewers = res["viewers"]
         if len(viewers):
             with page(f"{title}: viewers") as fig:
-                shown = viewers.head(30).copy()
-                shown["viewer"] = shown["viewer"].map(os.path.basename)
-                cells = [[(f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row] for row in shown.to_numpy()]
-                ax = fig.add_axes([0.03, 0.05, 0.94, 0.85])
-                ax.axis("off")
-                t = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in shown.columns], loc="upper center")
-                t.auto_set_font_size(False)
-                t.set_fontsize(7)
+                cell_table(fig, viewers_shown(viewers.head(30)), [0.03, 0.05, 0.94, 0.85])
     return path
+
+
+def viewers_shown(viewers: pd.DataFrame) -> pd.DataFrame:
+    """The viewers table as reports show it: file names, shares as percentages, seconds as m:ss,
+    friendly column names (viewers.csv keeps the raw values)."""
+    shown = viewers.copy()
+    shown["viewer"] = shown["viewer"].map(os.path.basename)
+    for c in ("engagement", "attention"):
+        if c in shown:
+            shown[c] = shown[c].map(share)
+    for c in ("best_second", "worst_second"):
+        shown[c] = shown[c].map(lambda v: clock(int(v)) if pd.notna(v) else "–")
+    return shown.rename(columns={"offset_s": "offset (s)", "seconds": "seconds recorded", "best_second": "most positive at",
+                                 "worst_second": "most negative at"}).rename(columns=lambda c: c.replace("_", " "))
+
+
+def overview_sentences(res: dict, aligned: str) -> list[str]:
+    """What a campaign report says first, in plain sentences (the HTML's overview and the PDF's)."""
+    viewers, curve = res["viewers"], res["per_second"]
+    said = [f"{len(viewers)} recordings analysed ({len(res['failed'])} could not be read), {len(curve)} seconds.",
+            aligned]
+    if len(viewers):
+        said.append(f"Mean engagement (share of the seconds recorded with the viewer's face found): "
+                    f"{share(viewers['engagement'].mean())}.")
+    if "attention" in viewers and len(viewers):
+        said.append(f"Mean attention (share of the seconds recorded with the viewer facing the screen): "
+                    f"{share(viewers['attention'].mean())}.")
+    return said + [f"Warning: {w}." for w in res["warnings"]]
 
 
 def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign",
@@ -627,21 +684,17 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
         if not curve["viewers"].sum():
             raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
         charts = _charts(res, out, title, len(viewers))
-        pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title, cover)
+        pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title, cover,
+                        overview_sentences(res, aligned))
     except PlottingUnavailable as exc:
         chart_note = f"<p>No chart: {html.escape(str(exc))}.</p>"
         pdf = None
-    engagement = (f" Mean engagement (share of the seconds recorded with the viewer's face found): "
-                  f"{viewers['engagement'].mean():.0%}." if len(viewers) else "")
-    if "attention" in viewers:
-        engagement += (f" Mean attention (share of the seconds recorded with the viewer facing the screen): "
-                       f"{viewers['attention'].mean():.0%}.")
-    intro = (f"<p>{len(viewers)} recordings analysed ({len(res['failed'])} could not be read), {len(curve)} "
-             f"seconds. {aligned}{engagement} Valence runs from -1 (negative) to +1 (positive); the chart shows "
-             f"each second's change from the viewers' own average valence (what the moments are computed on), "
-             f"with the 95% confidence interval of the mean across viewers, and the absolute valence dotted.</p>"
-             if len(viewers) else "<p>No recording could be analysed: a campaign needs videos of viewers "
-                                  "(photos are not aligned in time).</p>")
+    overview = overview_sentences(res, aligned)
+    intro = (f"<p>{html.escape(' '.join(overview))} Valence runs from -1 (negative) to +1 (positive); the chart "
+             f"shows each second's change from the viewers' own average valence (what the moments are computed "
+             f"on), with the 95% confidence interval of the mean across viewers, and the absolute valence "
+             f"dotted.</p>" if len(viewers) else "<p>No recording could be analysed: a campaign needs videos of "
+                                                 "viewers (photos are not aligned in time).</p>")
     if len(viewers) and not (viewers["seconds_with_face"] > 0).any():
         intro += "<p><b>No face was found in any recording</b>, so there is no valence or expression to show.</p>"
     intro += "".join(f"<p class='warn'>Warning: {html.escape(w)}.</p>" for w in res["warnings"])
@@ -663,8 +716,7 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
                       table(tests) if len(tests) else "<p>No moment to compare the groups at.</p>"),
                      ("Moments per group", table(res["peaks_by_group"]) if len(res["peaks_by_group"])
                       else "<p>No group has a moment beyond chance.</p>")]
-    shown = viewers.assign(viewer=viewers["viewer"].map(os.path.basename)) if len(viewers) else viewers
-    sections += [("Viewers", table(shown.rename(columns=lambda c: c.replace("_", " ")))), *(extra_sections or []),
+    sections += [("Viewers", table(viewers_shown(viewers), "{:.2f}")), *(extra_sections or []),
                  ("Recordings that could not be read", table(res["failed"]) if len(res["failed"]) else "<p>None.</p>"),
                  ("Files", "<p><code>per_second.csv</code>, <code>peaks.csv</code>, <code>viewers.csv</code>"
                            + (", <code>per_second_by_group.csv</code>, <code>peaks_by_group.csv</code>, "
