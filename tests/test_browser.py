@@ -82,6 +82,7 @@ def test_live_overlay_and_upload(server, samples, tmp_path):
         page.set_input_files("#file", os.path.join(samples, "facerec_two_people.jpg"))
         page.wait_for_function("document.getElementById('upload-status').dataset.faces === '2'", timeout=60000)
         assert "Face 2" in page.inner_text("#faces")
+        assert "neutral from" in page.inner_text("#faces")  # where the valence label's neutral band lies
         # a video after the photo: the photo is cleared, each person is shown by a face thumbnail
         page.set_input_files("#file", os.path.join(samples, "facerec_short_hamilton_clip.mp4"))
         page.wait_for_function("Number(document.getElementById('upload-status').dataset.people) > 0", timeout=120000)

@@ -109,6 +109,33 @@ def test_elan_export_validates_and_round_trips_to_kappa_1(clip_frames, tmp_path)
     assert f"person {person} expression" in eaf.get_tier_names()
 
 
+@pytest.mark.slow
+def test_video_and_agreement_reports_fit_a_phone(clip_frames, tmp_path):
+    """The video report `analyze` writes and the agreement report, in Chromium at 1400 and 400 px:
+    nothing widens the page and the console stays clean."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_browser import CHROMIUM, launch
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's package)")
+    person = _longest_person(clip_frames)
+    agree(clip_frames + ".eaf", "--with", clip_frames + ".frames.csv", "--tier", f"person {person} expression",
+          "--person", person, "--out", str(tmp_path))
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, os.devnull)
+        for width in (1400, 400):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            for report in (clip_frames + ".report.html", str(tmp_path / "agreement.html")):
+                page.goto("file://" + os.path.abspath(report))
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 1, (report, width, overflow)
+            page.close()
+        browser.close()
+    assert not errors, errors
+
+
 def test_boris_export_has_boris_columns_and_round_trips(clip_frames):
     table = pd.read_csv(clip_frames + ".boris.tsv", sep="\t")
     assert list(table.columns) == COLUMNS and set(table["Behavior type"]) == {"START", "STOP"}

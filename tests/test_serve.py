@@ -55,6 +55,12 @@ def test_health_model_docs_and_page(client):
     assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "getUserMedia" in client.get("/static/app.js").text
+    # the page's model link: the same facts as a page a person reads, shares as percentages
+    readable = client.get("/model")
+    assert readable.status_code == 200 and 'href="/model"' in page.text
+    for words in ("balanced accuracy", "macro-F1", "neutral between", "48×48 px", "%</td>"):
+        assert words in readable.text, words
+    assert "NaN" not in readable.text and "contempt" not in readable.text
 
 
 def test_analyze_multipart_and_raw(client, photo):

@@ -150,7 +150,8 @@ def test_pages_fit_a_phone_and_docs_work_offline(samples, tmp_path):
     with server(f"sqlite:///{tmp_path}/studies.db", str(tmp_path / "serve.log")) as (url, _):
         study = api(url, "/v1/studies?name=Spot", ad, "POST")
         api(url, f"/v1/studies/{study['id']}/recordings?offset_s=0", ad, "POST")
-        pages = ["/", "/docs", study["participant_url"].replace(url, ""), f"/v1/studies/{study['id']}/report"]
+        pages = ["/", "/docs", "/model", study["participant_url"].replace(url, ""),
+                 f"/v1/studies/{study['id']}/report"]
         errors, foreign = [], []
         with sync_api.sync_playwright() as p:
             browser = launch(p, still_y4m(str(tmp_path / "grey.y4m")))

@@ -13,26 +13,40 @@ document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click
   $(b.dataset.tab).classList.add("active");
 }));
 
+// The served model's valence thresholds (a face read with its blendshapes has its own), so that
+// a result can say where "neutral" ends.
+const modelReady = fetch("/v1/model").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+
+function valenceRule(model, f) {
+  if (!model) return "";
+  const fused = f.expression_from === "image+blendshapes" && model.expression_from_blendshapes;
+  const t = fused ? model.expression_from_blendshapes.valence_thresholds : model.valence.thresholds;
+  return `; neutral from \u2212${t.negative.toFixed(2)} to +${t.positive.toFixed(2)}`;
+}
+
+// Boxes coloured by expression; each tagged with its number in the list below (photos) or its
+// person (video and camera).
 function drawFaces(ctx, faces, scale = 1) {
   ctx.lineWidth = 3;
   ctx.font = "16px system-ui";
-  for (const f of faces) {
+  faces.forEach((f, i) => {
     const [x, y, w, h] = f.box.map((v) => v * scale);
     const readable = f.readable !== false;  // the fit flag: an unreadable face gets no expression
     const color = readable ? CLASS_COLORS[f.label] || "#fff" : UNREADABLE_COLOR;  // the box says the expression
     ctx.strokeStyle = color;
     ctx.strokeRect(x, y, w, h);
-    const tag = (readable ? `${f.label} ${Math.round(f.probs[f.label] * 100)}% ${VALENCE_MARK[f.valence] || ""}`
-      : "unreadable") + (f.track_id ? ` #${f.track_id}` : "");
+    const tag = (f.track_id ? "" : `${i + 1}: `)
+      + (readable ? `${f.label} ${Math.round(f.probs[f.label] * 100)}% ${VALENCE_MARK[f.valence] || ""}` : "unreadable")
+      + (f.track_id ? ` #${f.track_id}` : "");
     const tw = ctx.measureText(tag).width + 8;
     ctx.fillStyle = color;
     ctx.fillRect(x, Math.max(0, y - 22), tw, 22);
     ctx.fillStyle = "#111";
     ctx.fillText(tag, x + 4, Math.max(16, y - 6));
-  }
+  });
 }
 
-function faceList(faces) {
+function faceList(faces, model = null) {
   if (!faces.length) return "<p>No faces found.</p>";
   return faces.map((f, i) => {
     if (f.readable === false) {
@@ -41,7 +55,8 @@ function faceList(faces) {
     const bars = Object.entries(f.probs).sort((a, b) => b[1] - a[1]).map(([k, p]) =>
       `<div class="prob"><span>${k}</span><span class="track"><span class="bar" style="width:${(p * 100).toFixed(1)}%;` +
       `background:${CLASS_COLORS[k] || "#4c78a8"}"></span></span><span>${(p * 100).toFixed(1)}%</span></div>`).join("");
-    return `<div class="face"><b>Face ${i + 1}</b>: ${f.label}, ${f.valence} valence (${f.valence_score.toFixed(2)})${bars}</div>`;
+    return `<div class="face"><b>Face ${i + 1}</b>: ${f.label}, ${f.valence} valence (score ` +
+      `${f.valence_score.toFixed(2)} on \u22121 to +1${valenceRule(model, f)})${bars}</div>`;
   }).join("");
 }
 
@@ -90,7 +105,7 @@ async function analyzePhoto(file) {
   const ctx = canvas.getContext("2d");
   ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
   drawFaces(ctx, data.faces, canvas.width / data.width);
-  $("faces").innerHTML = faceList(data.faces);
+  $("faces").innerHTML = faceList(data.faces, await modelReady);
   hideProgress();
   $("upload-status").textContent = `${data.faces.length} face(s) in ${data.elapsed_ms} ms.`;
   $("upload-status").dataset.faces = data.faces.length;
