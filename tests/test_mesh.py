@@ -165,6 +165,11 @@ def test_frame_table_and_h264_video(tmp_path, task):
         assert sum(1 for _ in container.decode(stream)) == 24
     timeline = pd.read_csv(out / "clip.timeline.csv")
     assert {"yaw", "pitch", "roll", "jawOpen"} <= set(timeline.columns)
+    # the report shows the mesh's measures per person and links the annotated video
+    report = (out / "clip.report.html").read_text()
+    for words in ("facing the screen", "head turn (median yaw)", "strongest action units (mean)", "AU",
+                  "href='clip.annotated.mp4'"):
+        assert words in report, words
 
 
 def test_service_measures_the_mesh_on_request(task):

@@ -268,6 +268,7 @@ def readable_summary(summary: pd.DataFrame, tl, classes: list[str]) -> pd.DataFr
     """The per-person summary as a reader wants it: a few named columns, times in m:ss, the main
     expressions as words, the face-mesh measures when they were taken, and a most positive or
     negative moment only where the person's valence really went that way."""
+    from ..mesh import ACTION_UNITS
     from ..presentation import clock, share
     if not len(summary):
         return summary
@@ -285,6 +286,9 @@ def readable_summary(summary: pd.DataFrame, tl, classes: list[str]) -> pd.DataFr
             mine = tl[(tl["track"] == r.track) & tl["attention"].notna()]
             row["facing the screen"] = share(mine["attention"].astype(float).mean()) if len(mine) else "–"
             row["head turn (median yaw)"] = f"{mine['yaw'].median():+.0f}°" if len(mine) else "–"
+            units = mine[[c for c in ACTION_UNITS if c in mine]].astype(float).mean().sort_values(ascending=False)
+            row["strongest action units (mean)"] = (", ".join(f"{au} {v:.2f}" for au, v in units.head(2).items())
+                                                    if len(mine) else "–")
         rows.append(row)
     return pd.DataFrame(rows).fillna("–")
 
