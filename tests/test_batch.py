@@ -405,6 +405,43 @@ def test_workers_exit_when_the_driver_is_killed(collection, tmp_path):
     assert not alive
 
 
+@pytest.mark.slow
+def test_a_ray_started_by_the_driver_ends_with_it(collection, tmp_path):
+    """kill -9 of a driver that started Ray itself: every process below it (Ray's own, its two
+    agents that otherwise wait a minute, the workers) has ended within 15 s."""
+    pytest.importorskip("ray")
+    from emoscope.batch.reaper import descendants, started
+    cmd = [sys.executable, "-m", "emoscope.cli", "batch", collection, "--out", str(tmp_path / "out"), "--engine", "ray",
+           "--workers", "1", *detector()]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+    def names(pids) -> list[str]:
+        found = []
+        for p in pids:
+            try:
+                found.append(" ".join(open(f"/proc/{p}/cmdline").read().split("\0")[:3]).strip())
+            except OSError:
+                pass
+        return [n for n in found if n]  # an exiting process has an empty command line
+    agents = {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        running = names(descendants(proc.pid))
+        if agents <= {n.split()[0] for n in running} and any(n.startswith("ray::") and n.split()[0] not in agents for n in running):
+            break  # the agents and a worker are up
+        time.sleep(0.2)
+    time.sleep(1.5)  # the driver tells its reaper about its processes every second
+    below = descendants(proc.pid)
+    assert proc.poll() is None and agents <= {n.split()[0] for n in names(below)}, (names(below), proc.poll())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(started(p) for p in below):
+        time.sleep(0.2)
+    assert not [p for p in below if started(p)], names(p for p in below if started(p))
+
+
 def test_campaigns_without_faces_or_videos_end_in_a_report(tmp_path, capsys):
     blank = str(tmp_path / "blank.avi")
     writer = cv2.VideoWriter(blank, cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..analyze.inputs import is_video
 from . import UNITS_PER_WORKER
+from .reaper import Reaper
 from .worker import SourceWorker
 
 MAX_POOL_RESTARTS = 3  # local engine: a worker killed (OOM, kill -9) restarts the pool this often
@@ -104,6 +105,8 @@ def run_ray(units: list[list[str]], analyzer_options: dict, every: int, workers:
     except ImportError as exc:
         raise RuntimeError("--engine ray needs Ray Data: pip install 'emoscope[ray]'") from exc
     if not ray.is_initialized():
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            Reaper()  # a Ray of our own: its processes end with this driver, however it ends
         env = {k: os.environ[k] for k in ENV_FOR_WORKERS if k in os.environ}
         ray.init(address=address, include_dashboard=False, runtime_env={"env_vars": env} if env else None,
                  logging_level="warning")
