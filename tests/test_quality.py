@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 
 from emoscope.analyze.face import Face
 from emoscope.analyze.quality import assess, pose_from_landmarks
@@ -102,3 +103,23 @@ def test_the_timeline_chart_shows_the_persons_seen_longest():
     fig = Timeline.from_rows(rows, ["angry", "happy", "neutral"], 10.0).plot()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == MAX_PLOTTED_PERSONS and "person 30" in titles and "person 1" not in titles
+
+
+@pytest.mark.slow
+def test_the_clip_audience_is_unreadable_rather_than_negative(samples, yunet):
+    """The reference case: the sample clip's audience at 0:07-0:09 laughs, dim and half in profile.
+    With the face mesh (its own head pose and presence) no person there has a negative main
+    expression; the persons turned or dark throughout are unreadable, and say why."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("tflite")
+    from conftest import shared_path
+    from emoscope import Analyzer
+    analyzer = Analyzer(detector_model=yunet, mesh=True, mesh_model=shared_path("models", "face_landmarker.task"))
+    tl = analyzer.analyze_video(f"{samples}/facerec_short_hamilton_clip.mp4", progress=False)
+    window = tl[(tl["time"] >= 7.0) & (tl["time"] <= 9.2)]
+    people = window.summary()
+    assert len(people) >= 6
+    assert not people["dominant"].isin(["angry", "disgust", "sad"]).any(), people[["track", "dominant"]]
+    assert (people["dominant"] == "unreadable").sum() >= 5
+    reasons = window.loc[~window["readable"].astype(bool), "unreadable"]
+    assert reasons.str.contains("head turned sideways|mesh found no face|too dark|blurred").all()
