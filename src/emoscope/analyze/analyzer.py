@@ -228,7 +228,8 @@ class Analyzer:
         predict, by track id (a face claimed by two tracks goes to the longer one)."""
         seeds: dict[int, Detection] = {}
         for t in sorted(tracker.live(index, max_age=1), key=lambda t: -t.hits):
-            if t.mesh_seed is not None and t.mesh_frame == index - 1 and all(iou(t.mesh_seed.box, k.box) < 0.5 for k in seeds.values()):
+            fresh = t.mesh_seed is not None and t.mesh_frame == index - 1
+            if fresh and all(iou(t.mesh_seed.box, k.box) < 0.5 for k in seeds.values()):
                 seeds[t.id] = t.mesh_seed
         return dict(list(seeds.items())[: self.max_faces]) if self.max_faces else seeds
 
@@ -284,7 +285,8 @@ class Analyzer:
         probs, gender = self._classify(frame, dets)
         measures = None
         if meshing:
-            measures = [*(seeded_meshes.result() if seeded_meshes else []), *(found_meshes.result() if found_meshes else [])]
+            measures = [*(seeded_meshes.result() if seeded_meshes else []),
+                        *(found_meshes.result() if found_meshes else [])]
         if any(s and m.presence < PRESENCE_THRESHOLD for s, m in zip(seeded, measures or [])):
             dets, known, seeded, measures = self._redetect_lost(frame, tracker, index, dets, known, seeded, measures)
             probs, gender = self._classify(frame, dets)

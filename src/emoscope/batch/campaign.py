@@ -576,8 +576,9 @@ def viewers_shown(viewers: pd.DataFrame) -> pd.DataFrame:
             shown[c] = shown[c].map(share)
     for c in ("best_second", "worst_second"):
         shown[c] = shown[c].map(lambda v: clock(int(v)) if pd.notna(v) else "–")
-    return shown.rename(columns={"offset_s": "offset (s)", "seconds": "seconds recorded", "best_second": "most positive at",
-                                 "worst_second": "most negative at"}).rename(columns=lambda c: c.replace("_", " "))
+    names = {"offset_s": "offset (s)", "seconds": "seconds recorded", "best_second": "most positive at",
+             "worst_second": "most negative at"}
+    return shown.rename(columns=names).rename(columns=lambda c: c.replace("_", " "))
 
 
 def overview_sentences(res: dict, aligned: str) -> list[str]:
