@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from .uploads import UploadError
+from .uploads import ClientCounts, UploadError
 
 
 class Admission:
@@ -19,24 +19,19 @@ class Admission:
         self.limit = limit
         self.per_client = per_client or max(1, limit // 2)
         self.inside = 0
-        self.by_client: dict[str, int] = {}
+        self.by_client = ClientCounts()
 
     @contextmanager
     def enter(self, client: str):
-        mine = self.by_client.get(client, 0)
-        if self.inside >= self.limit or mine >= self.per_client:
+        if self.inside >= self.limit or self.by_client.get(client, 0) >= self.per_client:
             raise UploadError(503, "the server is busy; try again in a moment", headers={"Retry-After": "1"})
         self.inside += 1
-        self.by_client[client] = mine + 1
+        self.by_client.add(client)
         try:
             yield
         finally:
             self.inside -= 1
-            left = self.by_client[client] - 1
-            if left:
-                self.by_client[client] = left
-            else:
-                del self.by_client[client]
+            self.by_client.remove(client)
 
 
 class SocketSlots:
@@ -46,7 +41,7 @@ class SocketSlots:
     def __init__(self, total: int, per_client: int):
         self.total, self.per_client = total, per_client
         self.open = 0
-        self.by_client: dict[str, int] = {}
+        self.by_client = ClientCounts()
 
     def refusal(self, client: str) -> str | None:
         """Why a new socket from `client` cannot open, or None (then it holds a slot until `leave`)."""
@@ -55,7 +50,7 @@ class SocketSlots:
         if self.by_client.get(client, 0) >= self.per_client:
             return f"at most {self.per_client} from one address"
         self.open += 1
-        self.by_client[client] = self.by_client.get(client, 0) + 1
+        self.by_client.add(client)
         return None
 
     async def accept(self, ws, what: str) -> str | None:
@@ -72,11 +67,7 @@ class SocketSlots:
 
     def leave(self, client: str) -> None:
         self.open -= 1
-        left = self.by_client.get(client, 1) - 1
-        if left > 0:
-            self.by_client[client] = left
-        else:
-            self.by_client.pop(client, None)
+        self.by_client.remove(client)
 
 
 class MemoryBudget:

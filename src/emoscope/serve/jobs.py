@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from .uploads import ClientCounts
+
 
 class JobsFull(Exception):
     """No video slot is free."""
@@ -138,7 +140,7 @@ class JobQueue:
         self.keep_results = keep_results
         self.keep_per_client = keep_per_client
         self.max_jobs_per_client = max_jobs_per_client
-        self.reserved_by: dict[str, int] = {}
+        self.reserved_by = ClientCounts()
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.reserved = 0
         self._lock = threading.Lock()
@@ -160,7 +162,7 @@ class JobQueue:
             if busy >= self.max_jobs or mine >= self.max_jobs_per_client:
                 raise JobsFull
             self.reserved += 1
-            self.reserved_by[client] = self.reserved_by.get(client, 0) + 1
+            self.reserved_by.add(client)
 
     def release(self, client: str = "") -> None:
         with self._lock:
@@ -168,11 +170,7 @@ class JobQueue:
 
     def _unreserve(self, client: str) -> None:
         self.reserved -= 1
-        left = self.reserved_by.get(client, 1) - 1
-        if left > 0:
-            self.reserved_by[client] = left
-        else:
-            self.reserved_by.pop(client, None)
+        self.reserved_by.remove(client)
 
     def submit(self, path: str, frames_total: int = 0, job: Job | None = None, client: str = "") -> Job:
         """Queue a job (a video job on `path`, or the given `job`) in a reserved slot, for `client`."""

@@ -65,7 +65,7 @@ class UploadBudget:
         self.total = total
         self.per_client = per_client or total
         self.used = 0
-        self.by_client: dict[str, int] = {}
+        self.by_client = ClientCounts()
 
     @contextmanager
     def account(self, client: str):
@@ -74,11 +74,7 @@ class UploadBudget:
             yield acc
         finally:
             self.used -= acc.held
-            left = self.by_client.get(client, 0) - acc.held
-            if left > 0:
-                self.by_client[client] = left
-            else:
-                self.by_client.pop(client, None)
+            self.by_client.remove(client, acc.held)
 
 
 class _Account:
@@ -87,12 +83,11 @@ class _Account:
 
     def add(self, n: int) -> None:
         b = self.budget
-        mine = b.by_client.get(self.client, 0)
-        if b.used + n > b.total or mine + n > b.per_client:
+        if b.used + n > b.total or b.by_client.get(self.client, 0) + n > b.per_client:
             raise UploadError(503, "the server is receiving too many uploads; try again in a moment",
                               headers={"Retry-After": "1"})
         b.used += n
-        b.by_client[self.client] = mine + n
+        b.by_client.add(self.client, n)
         self.held += n
 
 
@@ -121,6 +116,21 @@ def paced(request: Request, timeout: float) -> Request:
 def client_of(request) -> str:
     """The address a request or WebSocket comes from (what per-client shares are counted by)."""
     return request.client.host if request.client else "?"
+
+
+class ClientCounts(dict):
+    """What each client address holds (bytes, places, slots), forgetting a client at zero so the
+    map is only as large as the clients holding something."""
+
+    def add(self, client: str, n: int = 1) -> None:
+        self[client] = self.get(client, 0) + n
+
+    def remove(self, client: str, n: int = 1) -> None:
+        left = self.get(client, 0) - n
+        if left > 0:
+            self[client] = left
+        else:
+            self.pop(client, None)
 
 
 @asynccontextmanager
