@@ -582,7 +582,8 @@ def viewers_shown(viewers: pd.DataFrame) -> pd.DataFrame:
 
 
 def overview_sentences(res: dict, aligned: str) -> list[str]:
-    """What a campaign report says first, in plain sentences (the HTML's overview and the PDF's)."""
+    """What a campaign report says first, in plain sentences (the HTML's overview and the PDF's;
+    the warnings follow apart)."""
     viewers, curve = res["viewers"], res["per_second"]
     said = [f"{len(viewers)} recordings analysed ({len(res['failed'])} could not be read), {len(curve)} seconds.",
             aligned]
@@ -592,7 +593,7 @@ def overview_sentences(res: dict, aligned: str) -> list[str]:
     if "attention" in viewers and len(viewers):
         said.append(f"Mean attention (share of the seconds recorded with the viewer facing the screen): "
                     f"{share(viewers['attention'].mean())}.")
-    return said + [f"Warning: {w}." for w in res["warnings"]]
+    return said
 
 
 def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = None, title: str = "Campaign",
@@ -681,16 +682,16 @@ def write_report(faces: pd.DataFrame, manifest: pd.DataFrame, out: str, groups: 
     cover = {"date": time.strftime("%Y-%m-%d %H:%M"), "viewers (n)": str(len(viewers)),
              "length": (f"{clock(length, tenths=True)} ({len(curve)} whole seconds)" if length
                         else f"{len(curve)} whole seconds"), **(about or {}), "alignment": aligned}
+    overview = overview_sentences(res, aligned)
     try:
         if not curve["viewers"].sum():
             raise PlottingUnavailable("no viewer's face was found, so there is nothing to chart")
         charts = _charts(res, out, title, len(viewers))
         pdf = write_pdf(res, charts, stills, os.path.join(out, "report.pdf"), title, cover,
-                        overview_sentences(res, aligned))
+                        overview + [f"Warning: {w}." for w in res["warnings"]])
     except PlottingUnavailable as exc:
         chart_note = f"<p>No chart: {html.escape(str(exc))}.</p>"
         pdf = None
-    overview = overview_sentences(res, aligned)
     intro = (f"<p>{html.escape(' '.join(overview))} Valence runs from -1 (negative) to +1 (positive); the chart "
              f"shows each second's change from the viewers' own average valence (what the moments are computed "
              f"on), with the 95% confidence interval of the mean across viewers, and the absolute valence "
