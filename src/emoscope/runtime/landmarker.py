@@ -17,13 +17,14 @@ import numpy as np
 from .. import mesh as contract
 from .assets import LANDMARKER, ModelNotFoundError, cache_dir, sha256
 from .session import cpu_session
+from .tflite_onnx import CONVERTER_VERSION, convert
 
 LANDMARKS_FILE, BLENDSHAPES_FILE = "face_landmarks_detector.tflite", "face_blendshapes.tflite"
 
 
 def converted_models(task: str) -> tuple[str, str]:
     """The ONNX landmark and blendshape models of a `.task` bundle, converted once into the cache."""
-    folder = os.path.join(cache_dir(), "models", f"face_landmarker-{sha256(task)[:16]}")
+    folder = os.path.join(cache_dir(), "models", f"face_landmarker-{sha256(task)[:16]}-v{CONVERTER_VERSION}")
     paths = os.path.join(folder, "landmarks.onnx"), os.path.join(folder, "blendshapes.onnx")
     if all(os.path.isfile(p) for p in paths):
         return paths
@@ -39,7 +40,6 @@ def converted_models(task: str) -> tuple[str, str]:
     except (zipfile.BadZipFile, KeyError, OSError):
         raise ModelNotFoundError(f"{task} is not a MediaPipe face landmarker bundle (a zip holding "
                                  f"{LANDMARKS_FILE} and {BLENDSHAPES_FILE})") from None
-    from .tflite_onnx import convert
     os.makedirs(folder, exist_ok=True)
     for path, name, channels_first in ((paths[0], LANDMARKS_FILE, True), (paths[1], BLENDSHAPES_FILE, False)):
         proto = convert(models[name], channels_first=channels_first)
