@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from emoscope import Analyzer
-from emoscope.analyze.quality import LIMITS, assess
+from emoscope.analyze.quality import LANDMARK_YAW_LIMIT, LIMITS, assess
 from emoscope.data.readers import FileTree
 from emoscope.evaluate.pipeline import labelled_photos, photos_of
 from emoscope.images import decode_image
@@ -90,7 +90,7 @@ def curves(faces: pd.DataFrame) -> pd.DataFrame:
             keep = v <= cand if worse_is_higher else v >= cand
             out.append({"measure": key, "limit": cand, "kept": keep.mean(), "accuracy_kept": found.loc[keep, "correct"].mean(),
                         "accuracy_rejected": found.loc[~keep, "correct"].mean() if (~keep).any() else np.nan,
-                        "shipped_limit": limit})
+                        "shipped_limit": LANDMARK_YAW_LIMIT if key == "yaw" else limit})  # yaw here: five points
     return pd.DataFrame(out)
 
 

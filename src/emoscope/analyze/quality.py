@@ -25,7 +25,7 @@ import numpy as np
 # (limit, good): a measure at its limit scores 0.5, at `good` (or beyond) 1.0, and falls to 0
 # as far past the limit on the other side.
 LIMITS = {
-    "yaw": (45.0, 15.0),        # degrees either way: |yaw| above the limit is unreadable
+    "yaw": (45.0, 15.0),        # degrees either way: |yaw| above the limit is unreadable (the mesh's)
     "pitch": (35.0, 10.0),      # degrees either way
     "size": (20.0, 40.0),       # the face box's shorter side in pixels
     "brightness": (20.0, 80.0),  # mean gray level of the face (0..255)
@@ -40,14 +40,24 @@ REASONS = {
     "score": "unsure detection", "presence": "mesh found no face",
 }
 QUALITY_SIDE = 64  # the face is resized to this side before its light and sharpness are measured
-# Yaw and pitch from five landmarks (right eye, left eye, nose tip, mouth corners). Yaw: the nose
-# tip's offset from the eyes' midpoint, in eye distances, read as the sine of the turn; the offset
-# at 90 degrees fitted against the face mesh's yaw on 7,905 faces of web_faces (train and val parts)
-# and gender_faces, each also mirrored (experiments/yaw_from_landmarks.py): mean error by band of
-# true yaw 0-15: -1.3 degrees, 15-30: -6.9, 30-45: -8.7, 45-60: -2.4, 60-90: +2.0 (with 0.85, the fit
-# on the sample clip it replaced: -2.0, -8.7, -12.4, -9.7, -8.7). Pitch: fitted on the sample clip
-# (108 faces; r = 0.46, mean error 5.9 degrees), so pitch from landmarks is a rough guide.
+# Yaw and pitch from five landmarks (right eye, left eye, nose tip, mouth corners) and the box.
+# Yaw is the mean of two readings: the nose tip's offset from the eyes' midpoint, in eye distances,
+# read as the sine of the turn, and the eyes' distance in box widths against a frontal face's, read
+# as its cosine. The nose reading alone saturates in near profiles, where the detector's points
+# slide (on the sample clip a man in near profile read 30-38 degrees); the eye span keeps falling.
+# Fitted against the face mesh's yaw on 7,905 faces of web_faces (train and val parts) and
+# gender_faces, each also mirrored (experiments/yaw_from_landmarks.py): the offset at 90 degrees
+# that gives the lowest mean error over bands of true yaw (0.74), and the median eye span of faces
+# the mesh puts within 15 degrees (0.476). Mean error by band 0-15 / 15-30 / 30-45 / 45-60 / 60-90
+# degrees: nose alone -1.3 / -6.9 / -8.7 / -2.4 / +2.0 (mean absolute error over the bands 10.6),
+# both -0.4 / -8.2 / -9.1 / -5.2 / -4.3 (8.9). Both read turned faces low, so their limit is lower
+# than the mesh's 45 degrees: 41 is where their flag agrees best with the mesh's (F1 0.67: 68% of
+# the 72 faces the mesh puts past 45 degrees flagged, 0.3% of the others; at 45 degrees 53%; the
+# nose alone at its best limit, 39 degrees: F1 0.63). Pitch: fitted on the sample clip (108 faces;
+# r = 0.46, mean error 5.9 degrees), so pitch from landmarks is a rough guide.
 NOSE_OFFSET_AT_90 = 0.74
+EYES_IN_BOX_FRONTAL = 0.476
+LANDMARK_YAW_LIMIT = 41.0
 PITCH_SLOPE, PITCH_LEVEL = -74.0, 0.5  # degrees per unit of (nose drop / mouth drop) away from level
 
 
@@ -69,8 +79,19 @@ def yaw_from_offset(offset, at_90: float = NOSE_OFFSET_AT_90):
     return np.degrees(np.arcsin(np.clip(np.asarray(offset, np.float64) / at_90, -1, 1)))
 
 
-def pose_from_landmarks(landmarks) -> tuple[float, float] | None:
-    """(yaw, pitch) in degrees, with the face mesh's signs, from YuNet's five points, or None."""
+def yaw_from_points(offset, eyes_in_box=None, frontal: float = EYES_IN_BOX_FRONTAL):
+    """Yaw in degrees from the nose offset (as `yaw_from_offset`) and, where given, the eyes'
+    distance in box widths: the mean of the two readings' sizes, with the nose's side."""
+    nose = yaw_from_offset(offset)
+    if eyes_in_box is None:
+        return nose
+    span = np.degrees(np.arccos(np.clip(np.asarray(eyes_in_box, np.float64) / frontal, 0, 1)))
+    return np.where(nose < 0, -1, 1) * (np.abs(nose) + span) / 2
+
+
+def pose_from_landmarks(landmarks, box_width: float | None = None) -> tuple[float, float] | None:
+    """(yaw, pitch) in degrees, with the face mesh's signs, from YuNet's five points (and the
+    width of its box, for the eye-span reading), or None."""
     if landmarks is None:
         return None
     pts = np.asarray(landmarks, np.float64).reshape(-1, 2)
@@ -82,7 +103,7 @@ def pose_from_landmarks(landmarks) -> tuple[float, float] | None:
     drop = (mouth_r[1] + mouth_l[1]) / 2 - eyes[1]
     if span < 1e-3 or drop < 1e-3:
         return None
-    yaw = float(yaw_from_offset((nose[0] - eyes[0]) / span))
+    yaw = float(yaw_from_points((nose[0] - eyes[0]) / span, span / box_width if box_width else None))
     pitch = PITCH_SLOPE * ((nose[1] - eyes[1]) / drop - PITCH_LEVEL)
     return yaw, float(pitch)
 
@@ -102,8 +123,8 @@ def image_measures(image: np.ndarray, box) -> dict[str, float]:
             "sharpness": float(sharp)}
 
 
-def _score(key: str, value: float) -> float:
-    limit, good = LIMITS[key]
+def _score(key: str, value: float, limits: dict = LIMITS) -> float:
+    limit, good = limits[key]
     if key in ("yaw", "pitch"):
         value = abs(value)
     return float(np.clip(0.5 + 0.5 * (value - limit) / (good - limit), 0.0, 1.0))
@@ -113,17 +134,19 @@ def assess(image: np.ndarray, box, landmarks=None, score: float | None = None,
            head_pose: dict | None = None, presence: float | None = None) -> Fit:
     """The fit flag of one face: its measures, `quality` (the lowest score) and the reasons."""
     m = image_measures(image, box)
+    limits = LIMITS
     if head_pose:
         m["yaw"], m["pitch"] = float(head_pose["yaw"]), float(head_pose["pitch"])
     else:
-        pose = pose_from_landmarks(landmarks)
+        pose = pose_from_landmarks(landmarks, box[2])
         if pose is not None:
             m["yaw"], m["pitch"] = pose
+            limits = {**LIMITS, "yaw": (LANDMARK_YAW_LIMIT, LIMITS["yaw"][1])}
     if score is not None:
         m["score"] = float(score)
     if presence is not None:
         m["presence"] = float(presence)
-    scores = {k: _score(k, v) for k, v in m.items()}
+    scores = {k: _score(k, v, limits) for k, v in m.items()}
     quality = min(scores.values())
     reasons = tuple(REASONS[k] for k in LIMITS if k in scores and scores[k] < 0.5)
     return Fit(round(quality, 3), not reasons, reasons, {k: round(v, 2) for k, v in m.items()})
