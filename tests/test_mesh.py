@@ -352,6 +352,35 @@ def test_faces_tracked_by_their_mesh_agree_with_faces_redetected(task):
     assert len(ids) <= len({f.track_id for faces in redetected.values() for f in faces}) + 1
 
 
+def test_measuring_the_next_frames_meshes_ahead_changes_nothing(task):
+    """In a file, the faces tracked by their mesh into the next frame are measured while the
+    current frame is finished (`iter_video` passes the next frame along); the faces, their ids,
+    labels and meshes are those of the same frames analysed one at a time."""
+    from emoscope import Analyzer
+    from emoscope.analyze.video import VideoReader
+    clip = shared_path("samples", "facerec_short_hamilton_clip.mp4")
+
+    def analyzer():
+        return Analyzer(detector_model=shared_path("models", "face_detection_yunet.onnx"), mesh=True, mesh_model=task,
+                        threads=2)
+    a = analyzer()
+    tracker = a.new_tracker(30.0)
+    ahead, measured_ahead = [], 0
+    for _, _, _, faces in a.iter_video(clip, tracker=tracker, max_frames=60, progress=False):
+        ahead.append(faces)
+        measured_ahead += tracker.meshing_ahead is not None
+    b = analyzer()
+    tracker = b.new_tracker(30.0)
+    with VideoReader(clip, max_frames=60) as video:
+        one_by_one = [b.track_frame(frame, tracker, step) for step, (_, frame) in enumerate(video)]
+    assert measured_ahead >= 15 and len(ahead) == len(one_by_one) == 60  # (22: the frames with a face on its mesh)
+    for f_ahead, f_alone in zip(ahead, one_by_one):
+        assert [(f.box, f.track_id, f.label) for f in f_ahead] == [(f.box, f.track_id, f.label) for f in f_alone]
+        for f, g in zip(f_ahead, f_alone):
+            assert (f.mesh is None) == (g.mesh is None)
+            assert f.mesh is None or np.allclose(f.mesh, g.mesh, atol=1e-3)
+
+
 def test_a_face_whose_mesh_loses_it_is_redetected(analyzer, monkeypatch):
     """A tracked face whose seeded mesh finds nothing (the face is painted over, the shot goes
     on) is not kept on the mesh's word: it is looked for again in its window, and without a face

@@ -264,20 +264,29 @@ class Analyzer:
             dets, ids = dets[: self.max_faces - len(seeds)], ids[: self.max_faces - len(seeds)]
         return dets, ids
 
-    def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int, mesh: bool | None = None) -> list[Face]:
+    def track_frame(self, frame: np.ndarray, tracker: Tracker, index: int, mesh: bool | None = None,
+                    upcoming: np.ndarray | None = None) -> list[Face]:
         """One video or camera frame (BGR): faces with stable `track_id`s and temporally smoothed
         probabilities (`raw_probs`: the frame's own). `index` counts the frames analysed with this
         tracker (0, 1, 2, ...), not the source's frame numbers. The same step serves files,
-        cameras and the WebSocket stream."""
+        cameras and the WebSocket stream. `upcoming`, the next frame to be analysed when it is
+        already known (a file): with the mesh, the faces tracked by their mesh into it are
+        measured while this frame is finished; the result is the same as without it."""
         meshing = self.landmarker is not None if mesh is None else mesh
         cut = tracker.scene_cut(frame)
         if cut:
             tracker.end_all()
-        seeds = self._mesh_seeds(tracker, index) if meshing and self.seed_mesh and not cut else {}
+        ahead, tracker.meshing_ahead = tracker.meshing_ahead, None
+        if ahead is not None and ahead[:2] == (index, mesh) and not cut:
+            _, _, seeds, seeded_meshes = ahead
+        else:
+            seeds = self._mesh_seeds(tracker, index) if meshing and self.seed_mesh and not cut else {}
+            seeded_meshes = None
         # meshes are measured on one core (the landmarker's thread) while the other detects and
         # classifies
         worker = self._mesh_worker() if meshing else None
-        seeded_meshes = worker.submit(self._measure, frame, list(seeds.values()), mesh) if seeds else None
+        if seeds and seeded_meshes is None:
+            seeded_meshes = worker.submit(self._measure, frame, list(seeds.values()), mesh)
         found, found_ids = self._detect_tracked(frame, tracker, index, cut, seeds)
         found_meshes = worker.submit(self._measure, frame, found, mesh) if worker and found else None
         dets, known = [*seeds.values(), *found], [*seeds, *found_ids]
@@ -295,6 +304,10 @@ class Analyzer:
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
         if measures and self.seed_mesh:
             self._seed_next(frame, tracker, index, ids, dets, seeded, measures)
+            following = self._mesh_seeds(tracker, index + 1) if upcoming is not None else None
+            if following:
+                tracker.meshing_ahead = (index + 1, mesh, following,
+                                         worker.submit(self._measure, upcoming, list(following.values()), mesh))
         return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None,
                                 measures[i] if measures else None, ids[i], probs[i]) for i, d in enumerate(dets)]
 
@@ -361,12 +374,21 @@ class Analyzer:
                        file=sys.stderr, disable=None, leave=False)
         try:
             # the tracker counts analysed frames (its gaps, velocities and detection schedule are
-            # in those), whatever `every` skips between them
-            for step, (index, frame) in enumerate(video):
-                yield index, index / video.fps, frame, self.track_frame(frame, tracker, step)
+            # in those), whatever `every` skips between them; a file's next frame is taken one
+            # step early, for measuring its meshes ahead (a camera's is not: it would add a frame
+            # of latency)
+            frames = iter(video)
+            item, step = next(frames, None), 0
+            while item is not None:
+                following = None if video.is_camera else next(frames, None)
+                index, frame = item
+                yield index, index / video.fps, frame, self.track_frame(
+                    frame, tracker, step, upcoming=None if following is None else following[1])
                 if bar is not None:
                     bar.update(video.frames_read - bar.n)
+                item, step = next(frames, None) if video.is_camera else following, step + 1
         finally:
+            tracker.meshing_ahead = None  # a frame measured ahead that will not come
             video.close()
             if bar is not None:
                 bar.close()

@@ -93,7 +93,8 @@ class Tracker:
     (appearance similarity above `reid_similarity`, within `reid_shift` box sizes). Tracks unseen
     for more than `max_gap` frames end. `alpha` is the weight of the newest frame in the smoothed
     probabilities. The tracker also keeps what detect-then-track needs to know about the video:
-    when the last full-frame detection ran and the previous frame's signature (scene cuts).
+    when the last full-frame detection ran, the previous frame's signature (scene cuts), and the
+    meshes of the next frame's faces when they are being measured ahead (`Analyzer.track_frame`).
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_center_shift: float = 0.6, max_gap: int = 15,
@@ -112,6 +113,7 @@ class Tracker:
         self.detect_every = detect_every  # analysed frames between full-frame detections
         self.last_full: int | None = None
         self.signature: np.ndarray | None = None
+        self.meshing_ahead: tuple | None = None  # (frame, mesh setting, seeds by track id, future meshes)
 
     # -- detect-then-track bookkeeping ------------------------------------------------------------
     def scene_cut(self, frame: np.ndarray) -> bool:
