@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--pipeline with the face mesh on: where the model has a blendshape expert, the expression "
                         "is read from the image and the blendshapes together")
     p.add_argument("--mesh-model", help="face_landmarker.task for --mesh (else $EMOSCOPE_LANDMARKER_MODEL, cache, "
-                   "download)")
+                   "download), and for --robustness's head turn from the face mesh (else the variable or the cache)")
     p.add_argument("--labels", default="own", choices=["own", "ferplus"],
                    help="model-only: the dataset's own labels, or FER+'s majority rule for FER2013 images")
     p.add_argument("--votes", help="FER+ votes file for --labels ferplus (default: fer2013-ferplus-votes.csv "
@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
     p.add_argument("--robustness", action="store_true",
                    help="model-only: also score the split under each degradation of the robustness suite (head turn, "
-                        "dim light, blur, small face, noise, JPEG, occlusion) at three strengths")
+                        "dim light, blur, small face, noise, JPEG, occlusion) at three strengths, and the head turn "
+                        "made from each face's mesh where a face landmarker is found")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--record", action="store_true",
@@ -46,7 +47,7 @@ def run(args) -> int:
     from .evaluator import evaluate
     try:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
-                     args.labels, args.votes, args.robustness)
+                     args.labels, args.votes, args.robustness, args.mesh_model)
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",

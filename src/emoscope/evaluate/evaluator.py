@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..contract import is_onnx_path
+from ..contract import CropRule, is_onnx_path
 from ..data import load_dataset
 from ..data.dataset import HOLDOUT_KEYS, Dataset, training_view
 from ..metrics import softmax
@@ -36,12 +36,14 @@ class Scorer:
             self.class_bias = meta.class_bias
             self.holdout = meta.extra.get("holdout", {})
             self.data_hint = None
+            self.margin = meta.crop.margin
         else:
             from ..models.checkpoint import load_run_model
             self.model, cfg, self.classes = load_run_model(model)
             self.size, self.color, self.temperature, self.class_bias = cfg["img_size"], cfg["color"], None, None
             self.holdout = {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}
             self.data_hint = cfg["data"]
+            self.margin = CropRule(**cfg.get("crop") or {}).margin
             hist = os.path.join(model, "history.json") if os.path.isdir(model) else None
             if hist and os.path.exists(hist):
                 with open(hist) as f:
@@ -63,11 +65,13 @@ VOTES_FILE = "fer2013-ferplus-votes.csv"  # looked for beside FER2013 when no vo
 
 def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none", out: str | None = None,
              threads: int = 0, split_file: str | None = None, labels: str = "own", votes: str | None = None,
-             robust: bool = False) -> dict:
+             robust: bool = False, mesh_model: str | None = None) -> dict:
     """Model-only scores of `model` on a split of `data`: the run's own splits, or those of
     `split_file` when given. `labels="ferplus"` scores FER2013 images by FER+'s majority rule
     (`votes`: the votes file, default `fer2013-ferplus-votes.csv` beside the data). `robust`
-    adds the robustness suite (`evaluate.robustness`): the split under each degradation."""
+    adds the robustness suite (`evaluate.robustness`): the split under each degradation, and the
+    mesh head turn where a face landmarker is found (`mesh_model`, else the usual places; never
+    downloaded here)."""
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_SOURCES)}, not {labels!r}")
     label_source = labels
@@ -105,11 +109,26 @@ def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none
                    "classes": scorer.classes})
     if robust:
         from .robustness import robustness
+        meshes, why = part_meshes(part.images, scorer.margin, mesh_model)
         result["robustness"] = robustness(scorer.logits, part.images, labels, scorer.classes, temperature,
-                                          scorer.class_bias)
+                                          scorer.class_bias, meshes)
+        if why:
+            result["robustness"]["mesh_turn"] = why
     if out:
         write_report(result, part.images, labels, probs, scorer, out)
     return result
+
+
+def part_meshes(images: np.ndarray, margin: float, mesh_model: str | None) -> tuple[tuple | None, str | None]:
+    """Each face's mesh and presence (`emoscope.data.turn.face_meshes`), or None and why not."""
+    from ..data.turn import face_meshes
+    from ..runtime.assets import LANDMARKER, ModelNotFoundError
+    from ..runtime.landmarker import Landmarker
+    try:
+        landmarker = Landmarker(LANDMARKER.find(mesh_model, download=False), threads=2)
+    except ModelNotFoundError as exc:
+        return None, f"not measured: {exc}"
+    return face_meshes(images, landmarker, margin), None
 
 
 def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) -> None:
@@ -147,4 +166,13 @@ def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) 
         sections.append(("Robustness suite (macro-F1 under each degradation; clean "
                          f"{result['macro_f1']:.3f}, mean over the suite {rob['mean']['macro_f1']:.3f})",
                          table.reset_index().to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)))
+        turn = rob.get("mesh_turn")
+        if isinstance(turn, dict):
+            cells = "".join(f"<td>{r['macro_f1']:.3f}</td>" for r in turn["rows"])
+            sections.append(("Head turn from the face mesh (beside the suite)",
+                             "<table><tr><th>strength</th>" + "".join(f"<th>{r['strength']:.2f}</th>" for r in turn["rows"])
+                             + f"</tr><tr><td>macro-F1</td>{cells}</tr></table><p>Faces turned (the landmarker found "
+                             f"their mesh): {turn['faces_turned']:.0%}; the rest are scored as they are.</p>"))
+        elif turn:
+            sections.append(("Head turn from the face mesh", f"<p>{turn}</p>"))
     write_html(os.path.join(out, "report.html"), "emoscope evaluation", sections)
