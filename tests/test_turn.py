@@ -1,5 +1,5 @@
 """Faces turned in 3D from their face mesh (emoscope.data.turn): the turn the landmarker reads back,
-and the head turn beside the robustness suite."""
+the head turn beside the robustness suite, and the training augmentation made from it."""
 
 from __future__ import annotations
 
@@ -84,3 +84,30 @@ def test_evaluate_robustness_reports_the_mesh_turn(tmp_path):
     turn = json.loads(r.stdout)["robustness"]["mesh_turn"]
     assert [row["degradation"] for row in turn["rows"]] == ["mesh turn"] * 3 and 0 <= turn["faces_turned"] <= 1
     assert "Head turn from the face mesh" in (tmp_path / "eval" / "report.html").read_text()
+
+
+def test_training_turns_faces_from_their_meshes(tmp_path, monkeypatch, face_crop):
+    """`mesh_turn`: the training set's meshes are measured once into the cache, and chosen faces
+    that have one are turned from it in the training batches (none that have not)."""
+    from emoscope.data import turn
+    from emoscope.train import TrainConfig
+    from emoscope.train.trainer import Trainer
+    monkeypatch.setenv("EMOSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EMOSCOPE_LANDMARKER_MODEL", shared_path("models", "face_landmarker.task"))
+    flat = np.full_like(face_crop, 128)  # no face: the landmarker finds no mesh there
+    files = {}
+    for split in ("train", "val"):
+        for label in ("happy", "sad"):
+            for i in range(4):
+                img = cv2.flip(face_crop, 1) if i % 2 else face_crop
+                files[f"{split}/{label}/{i}.png"] = cv2.imencode(".png", flat if i == 3 else img)[1].tobytes()
+    data = write_tree(str(tmp_path / "data"), files)
+    turned = []
+    real_turn = turn.turn_face
+    monkeypatch.setattr(turn, "turn_face", lambda image, points, yaw, *a: turned.append(yaw) or real_turn(image, points, yaw))
+    cfg = TrainConfig(data=data, out=str(tmp_path / "run"), model="cnn_small", epochs=2, batch_size=8, threads=2,
+                      img_size=48)
+    cfg.augment.mesh_turn, cfg.augment.mesh_yaw = 1.0, 30.0
+    Trainer(cfg, progress=False).fit()
+    assert len(os.listdir(tmp_path / "cache" / "meshes")) == 1
+    assert len(turned) == 2 * 6 and all(abs(y) <= 30 for y in turned)  # 2 epochs x the 6 training faces with a mesh

@@ -71,6 +71,39 @@ def turn_face(image: np.ndarray, points: np.ndarray, yaw: float, depth: float = 
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def cached_face_meshes(images: np.ndarray, margin: float = 0.1, model: str | None = None,
+                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """`face_meshes` of a whole training set, measured once and kept in the cache (keyed by the
+    images' bytes and the margin). Needs the face landmarker (`model`, else the usual places)."""
+    import hashlib
+    import os
+
+    from ..runtime.assets import LANDMARKER, cache_dir
+    from ..runtime.landmarker import Landmarker
+    digest = hashlib.sha256(np.ascontiguousarray(images).data)
+    digest.update(f"{images.shape} {margin}".encode())
+    path = os.path.join(cache_dir(), "meshes", f"{digest.hexdigest()[:24]}.npz")
+    if os.path.isfile(path):
+        with np.load(path) as f:
+            return f["meshes"].astype(np.float32), f["presence"]
+    landmarker = Landmarker(LANDMARKER.find(model), threads=2)
+    parts, chunk = [], 512
+    steps = range(0, len(images), chunk)
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+        steps = tqdm(steps, desc="face meshes", unit="chunk", file=sys.stderr, leave=False)
+    for i in steps:
+        parts.append(face_meshes(images[i:i + chunk], landmarker, margin))
+    meshes, presence = np.concatenate([m for m, _ in parts]), np.concatenate([p for _, p in parts])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, meshes=meshes.astype(np.float16), presence=presence)
+    os.replace(tmp, path)
+    return meshes, presence
+
+
 def face_meshes(images: np.ndarray, landmarker, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """The face mesh of each square face crop (N, H, W[, 3] uint8, cut with `margin` of the face box
     on each side, as `emoscope.contract.crop_face` cuts them), in the crop's pixels, and the

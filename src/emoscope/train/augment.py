@@ -1,9 +1,13 @@
 """Whole-batch augmentation as tensor ops (no per-image Python): one affine_grid/grid_sample call
-does rotation, scale, shift and flip for the batch; colour jitter and erasing are broadcast math."""
+does rotation, scale, shift and flip for the batch; colour jitter and erasing are broadcast math.
+The one exception, `mesh_turn` (a head turn made from each face's own mesh), warps chosen faces one
+by one (about 9 ms a 96 px face on one core), on the uint8 faces before the rest."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -180,6 +184,23 @@ def sensor_noise(x: torch.Tensor, strength: torch.Tensor, g: torch.Generator | N
 def _chosen(n: int, p: float, g: torch.Generator | None) -> torch.Tensor:
     """A strength per sample: uniform in (0, 1] where chosen with probability p, else 0."""
     return torch.where(torch.rand(n, generator=g) < p, torch.rand(n, generator=g), torch.zeros(n))
+
+
+def mesh_turn(faces: torch.Tensor, meshes: np.ndarray, presence: np.ndarray, cfg: AugmentConfig,
+              g: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 faces (N, H, W[, 3]) of which a share `cfg.mesh_turn` are turned from their own face
+    mesh (`emoscope.data.turn.turn_face`) by up to `cfg.mesh_yaw` degrees either way; a face whose
+    mesh the landmarker did not find (presence < 0.5) is never turned."""
+    from ..data.turn import turn_face
+    n = faces.shape[0]
+    chosen = (torch.rand(n, generator=g) < cfg.mesh_turn).numpy() & (presence >= 0.5)
+    yaws = _uniform(n, -cfg.mesh_yaw, cfg.mesh_yaw, g).numpy()
+    if not chosen.any():
+        return faces
+    out = faces.numpy().copy()
+    for i in np.flatnonzero(chosen):
+        out[i] = turn_face(out[i], meshes[i], float(yaws[i]))
+    return torch.from_numpy(out)
 
 
 def degrade(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> torch.Tensor:

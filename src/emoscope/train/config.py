@@ -33,6 +33,8 @@ class AugmentConfig:
     blur: float = 0.0         # probability of a Gaussian blur (sigma up to 4% of the side)
     lowres: float = 0.0       # probability of a small face: down to 12-50% of the side, then back up
     noise: float = 0.0        # probability of sensor noise (sd up to 0.06)
+    mesh_turn: float = 0.0    # probability of a head turn made from the face's own mesh (emoscope.data.turn;
+    mesh_yaw: float = 40.0    # ... by up to this many degrees either way): meshes measured once per dataset
 
     def scaled(self, strength: float) -> "AugmentConfig":
         """The same recipe with every geometric/photometric range multiplied by `strength`."""

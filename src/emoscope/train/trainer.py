@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
+from ..contract import CropRule
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
 from ..models import count_flops, count_params, create_model
 from ..models.checkpoint import (checkpoint_state, flip_averaged_logits, gray_to_rgb, normalize, predict_logits,
                                 run_checkpoint, to_input)
-from .augment import augment, mix
+from .augment import augment, mesh_turn, mix
 from .config import TrainConfig
 from .teachers import load_teacher
 
@@ -119,6 +120,11 @@ class Trainer:
         self.start_epoch = 0
         self.train_seconds = 0.0
         self.train_u8 = torch.from_numpy(self.train_set.images)
+        self.train_meshes = None  # (meshes, presence) for the head turn made from each face's mesh
+        if cfg.augment.mesh_turn:
+            from ..data.turn import cached_face_meshes
+            self.train_meshes = cached_face_meshes(self.train_set.images, CropRule.from_dict(cfg.crop).margin,
+                                                   progress=self.progress)
         self.train_y = torch.from_numpy(self.train_set.labels)
         self.train_targets = torch.from_numpy(self.train_set.targets())
         self.distilled = torch.from_numpy(np.array([s.distill for s in self.sources])[self.train_source])
@@ -317,7 +323,10 @@ class Trainer:
                        dynamic_ncols=True, mininterval=2.0, file=sys.stderr)
         loss_sum, correct, seen = 0.0, 0, 0
         for idx in bar:
-            x = augment(to_input(self.train_u8[idx]), cfg.augment, g)
+            faces = self.train_u8[idx]
+            if self.train_meshes is not None:
+                faces = mesh_turn(faces, *(m[idx.numpy()] for m in self.train_meshes), cfg.augment, g)
+            x = augment(to_input(faces), cfg.augment, g)
             y = self.train_y[idx]
             target = self.train_targets[idx]
             distilled = self.distilled[idx, None]
