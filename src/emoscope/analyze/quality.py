@@ -118,16 +118,16 @@ def image_measures(image: np.ndarray, box) -> dict[str, float]:
     gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY) if patch.ndim == 3 else patch
     small = cv2.resize(gray, (QUALITY_SIDE, QUALITY_SIDE), interpolation=cv2.INTER_AREA)
     mean, std = cv2.meanStdDev(small)
-    sharp = cv2.Laplacian(small, cv2.CV_32F).var()
+    _, sharp = cv2.meanStdDev(cv2.Laplacian(small, cv2.CV_32F))
     return {"size": float(min(w, h)), "brightness": float(mean[0, 0]), "contrast": float(std[0, 0]),
-            "sharpness": float(sharp)}
+            "sharpness": float(sharp[0, 0]) ** 2}
 
 
 def _score(key: str, value: float, limits: dict = LIMITS) -> float:
     limit, good = limits[key]
     if key in ("yaw", "pitch"):
         value = abs(value)
-    return float(np.clip(0.5 + 0.5 * (value - limit) / (good - limit), 0.0, 1.0))
+    return min(1.0, max(0.0, 0.5 + 0.5 * (value - limit) / (good - limit)))
 
 
 def assess(image: np.ndarray, box, landmarks=None, score: float | None = None,
