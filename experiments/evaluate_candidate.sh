@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Score a candidate expression model against the shipped one, the same way, in one run:
 # model-only on FER+ PrivateTest (majority labels) and on FER+ PublicTest under the robustness
-# suite; end to end through the Analyzer on web_faces test; the sample clip's audience at 0:07-0:09;
+# suite (and the head turn made from each face's mesh); end to end through the Analyzer on web_faces test; the sample clip's audience at 0:07-0:09;
 # the classifier's speed. Usage: experiments/evaluate_candidate.sh CANDIDATE.onnx OUT_DIR
 set -euo pipefail
 cand=$1; out=$2
@@ -13,7 +13,7 @@ for name in shipped candidate; do
   .venv/bin/emoscope evaluate --model "$model" --data "$shared/datasets/fer2013.zip" --labels ferplus --split test \
     > "$out/$name.ferplus-test.json"
   .venv/bin/emoscope evaluate --model "$model" --data "$shared/datasets/fer2013.zip" --labels ferplus --split val \
-    --robustness > "$out/$name.ferplus-val-robustness.json"
+    --robustness --mesh-model "$shared/models/face_landmarker.task" > "$out/$name.ferplus-val-robustness.json"
   .venv/bin/emoscope evaluate --pipeline --model "$model" --data "$shared/datasets/web_faces.zip" \
     --split-file configs/splits/web-faces.csv --split test > "$out/$name.web-test-pipeline.json"
   .venv/bin/python experiments/clip_audience.py --model "$model" > "$out/$name.clip-audience.json"
