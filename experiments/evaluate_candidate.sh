@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Score a candidate expression model against the shipped one, the same way, in one run:
 # model-only on FER+ PrivateTest (majority labels) and on FER+ PublicTest under the robustness
-# suite (and the head turn made from each face's mesh); end to end through the Analyzer on web_faces test; the sample clip's audience at 0:07-0:09;
-# the classifier's speed. Usage: experiments/evaluate_candidate.sh CANDIDATE.onnx OUT_DIR
+# suite (and the head turn made from each face's mesh); end to end through the Analyzer on
+# web_faces test; the sample clip's audience at 0:07-0:09; the classifier's speed.
+# Usage: experiments/evaluate_candidate.sh CANDIDATE.onnx OUT_DIR
 set -euo pipefail
 cand=$1; out=$2
 shared=${EMOSCOPE_SHARED:-../shared}
