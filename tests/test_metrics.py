@@ -64,3 +64,41 @@ def test_label_mapping_excludes_classes_the_model_lacks():
     data = ["anger", "contempt", "happiness", "sadness"]
     mapping, missing = label_mapping(model, data)
     assert mapping == {0: 0, 2: 3, 3: 5} and missing == ["contempt"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resampled_summary_of_the_samples_themselves_is_the_summary(seed):
+    """The bootstrap's per-resample metrics, on the draw that takes every sample once, are exactly
+    `summary`'s (and the pipeline's macro-F1, where a missed face counts against its class)."""
+    from emoscope.evaluate.pipeline import macro_f1
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, 300)
+    p = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))
+    same, full = metrics.resampled_summary(y, p, 5, np.arange(300)[None]), metrics.summary(y, p, 5)
+    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert same[name][0] == pytest.approx(full[name])
+    p[rng.random(300) < 0.1] = 5  # no face found
+    same = metrics.resampled_summary(y, p, 5, np.arange(300)[None])
+    cm = np.zeros((5, 6), np.int64)
+    np.add.at(cm, (y, p), 1)
+    assert same["macro_f1"][0] == pytest.approx(macro_f1(cm, 5))
+    assert same["balanced_accuracy"][0] == pytest.approx((np.diag(cm[:, :5]) / cm.sum(1)).mean())
+    assert same["accuracy"][0] == pytest.approx((p == y).mean())
+    exact = metrics.resampled_summary(y, y, 5, np.arange(300)[None])
+    assert all(v[0] == 1.0 for v in exact.values())
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_samples():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (200, 3200):
+        y = rng.integers(0, 4, n)
+        p = np.where(rng.random(n) < 0.7, y, rng.integers(0, 4, n))
+        iv = metrics.bootstrap_intervals(y, p, 4)
+        point = metrics.summary(y, p, 4)
+        for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+            assert iv[name][0] <= point[name] <= iv[name][1]
+        widths.append(iv["macro_f1"][1] - iv["macro_f1"][0])
+        assert iv == metrics.bootstrap_intervals(y, p, 4)  # seeded
+    assert widths[1] < widths[0] / 2
+    assert metrics.bootstrap_intervals(np.zeros(0, int), np.zeros(0, int), 4) == {}

@@ -120,7 +120,8 @@ def test_pipeline_evaluation_agrees_with_the_analyzer(photo_set, yunet, tmp_path
     assert r["confusion_matrix"][analyzer.classes.index("sad")][-1] == 1
     with open(tmp_path / "eval" / "metrics.json") as f:
         assert json.load(f)["no_face_photos"] == ["sad/noise.png"]
-    assert os.path.getsize(tmp_path / "eval" / "report.html") > 1000
+    report = (tmp_path / "eval" / "report.html").read_text()
+    assert "macro-F1" in report and "95% bootstrap intervals" in report
 
 
 def test_pipeline_macro_f1_counts_photos_without_a_face_as_misses():
@@ -131,3 +132,5 @@ def test_pipeline_macro_f1_counts_photos_without_a_face_as_misses():
     m = pipeline_metrics(probs, labels, ["positive", "neutral", "neutral", "neutral"], classes)
     # happy: tp 1, predicted 1, true 3 -> F1 0.5; neutral: tp 1, predicted 2, true 1 -> F1 2/3
     assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    iv = m["intervals"]  # bootstrap ranges around each headline number, the missed face a miss in every draw
+    assert iv["macro_f1"][0] <= m["macro_f1"] <= iv["macro_f1"][1] and iv["accuracy"][0] <= 0.5 <= iv["accuracy"][1]

@@ -27,6 +27,11 @@ def test_one_time_format():
     assert P.count(1204, "viewer") == "1,204 viewers"
 
 
+def test_shares_with_their_interval():
+    assert P.share_with_interval(0.5204, [0.4612, 0.5791]) == "52% (46–58%)"
+    assert P.share_with_interval(0.5204) == "52%" and P.share_with_interval(None, [0.1, 0.2]) == "–"
+
+
 def test_annotated_boxes_take_the_expression_colour_the_page_uses():
     img = np.zeros((200, 200, 3), np.uint8)
     face = Face((50, 50, 80, 80), "happy", {"happy": 0.9, "neutral": 0.1}, 0.9, "positive", 0.9)

@@ -52,4 +52,6 @@ def test_evaluate_robustness_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert len(out["robustness"]["rows"]) == len(DEGRADATIONS) * len(STRENGTHS)
-    assert "Robustness suite" in (tmp_path / "eval" / "report.html").read_text()
+    assert out["intervals"]["macro_f1"][0] <= out["macro_f1"] <= out["intervals"]["macro_f1"][1]
+    report = (tmp_path / "eval" / "report.html").read_text()
+    assert "Robustness suite" in report and "95% bootstrap intervals" in report

@@ -40,6 +40,39 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[st
     }
 
 
+def resampled_summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                      draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro-F1 (as `summary` computes them) of each resample:
+    `draws` (R, N) indexes the samples. A prediction of `num_classes` or more (e.g. no face found)
+    counts as a miss of the true class."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.minimum(np.asarray(y_pred, np.int64), num_classes)
+    r, n, k = len(draws), draws.shape[1], num_classes
+    cell = np.arange(r)[:, None] * k * (k + 1) + y_true[draws] * (k + 1) + y_pred[draws]
+    cm = np.bincount(cell.ravel(), minlength=r * k * (k + 1)).reshape(r, k, k + 1).astype(np.float64)
+    tp = np.einsum("rii->ri", cm[:, :, :k])
+    true, predicted = cm.sum(2), cm[:, :, :k].sum(1)
+    recall = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
+    f1 = np.divide(2 * tp, true + predicted, out=np.zeros_like(tp), where=true + predicted > 0)
+    present, counted = true > 0, true + predicted > 0
+    return {"accuracy": tp.sum(1) / n,
+            "balanced_accuracy": (recall * present).sum(1) / np.maximum(present.sum(1), 1),
+            "macro_f1": (f1 * counted).sum(1) / np.maximum(counted.sum(1), 1)}
+
+
+def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, resamples: int = 1000,
+                        level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals (`level`; `resamples` draws of the samples with replacement,
+    seeded) of accuracy, balanced accuracy and macro-F1. A test set with three photos of a class
+    moves its macro-F1 by whole points: these say how far."""
+    n = len(y_true)
+    if n == 0:
+        return {}
+    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    tail = (1 - level) / 2 * 100
+    return {name: [round(float(v), 4) for v in np.percentile(x, [tail, 100 - tail])]
+            for name, x in resampled_summary(y_true, y_pred, num_classes, draws).items()}
+
+
 # Balanced accuracy that chooses anything (checkpoints, class offsets) averages the recall of the
 # classes with at least this many validation images: web_faces val holds 2 fear photos, whose
 # recall would be a coin toss.

@@ -65,6 +65,14 @@ def share(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.0%}"
 
 
+def share_with_interval(x: float | None, interval=None) -> str:
+    """A share and its 95% interval, as whole percentages ('52% (46-58%)'); the share alone when
+    no interval is known."""
+    if interval is None or len(interval) != 2 or share(x) == "–":
+        return share(x)
+    return f"{share(x)} ({interval[0] * 100:.0f}–{interval[1]:.0%})"
+
+
 def count(n: int | None, noun: str = "") -> str:
     """A count with thousands separators and its noun made plural ('1 viewer', '1,204 viewers')."""
     if n is None:

@@ -51,7 +51,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",
-            "temperature", "images_per_second", "excluded_classes")
+            "temperature", "images_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
     if "robustness" in r:
@@ -73,7 +73,7 @@ def run_pipeline(args) -> int:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "macro_f1", "neutral_read_negative",
             "mean_recall_support_30",
-            "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes")
+            "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
     if args.record:

@@ -18,7 +18,7 @@ from ..metrics import softmax
 from ..report import png_tag, write_html
 from . import plots
 from .calibration import fit_temperature, reliability
-from .metrics_report import label_mapping, score
+from .metrics_report import INTERVALS_NOTE, label_mapping, score, with_interval
 
 
 class Scorer:
@@ -151,10 +151,11 @@ def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) 
             f"<b>{result['split']}</b> ({result['n']:,} images), labels {result['label_source']}, TTA {result['tta']}.</p>"
             f"<table><tr><th>accuracy</th><th>balanced acc.</th><th>top-2</th><th>macro-F1</th><th>weighted F1</th>"
             f"<th>macro AUC</th><th>ECE (T={result['temperature']:.3f})</th><th>ECE (T=1)</th><th>images/s</th></tr>"
-            f"<tr><td>{result['accuracy']:.4f}</td><td>{result['balanced_accuracy']:.4f}</td>"
-            f"<td>{result['top2_accuracy']:.4f}</td><td>{result['macro_f1']:.4f}</td><td>{result['weighted_f1']:.4f}</td>"
+            f"<tr><td>{with_interval(result, 'accuracy')}</td><td>{with_interval(result, 'balanced_accuracy')}</td>"
+            f"<td>{result['top2_accuracy']:.4f}</td><td>{with_interval(result, 'macro_f1')}</td>"
+            f"<td>{result['weighted_f1']:.4f}</td>"
             f"<td>{result['macro_auc']:.4f}</td><td>{result['ece']:.4f}</td><td>{result['ece_uncalibrated']:.4f}</td>"
-            f"<td>{result['images_per_second']:,}</td></tr></table>"
+            f"<td>{result['images_per_second']:,}</td></tr></table><p>{INTERVALS_NOTE}</p>"
             + (f"<p>Excluded (model lacks the class): {result['excluded_classes']}</p>" if result["excluded_classes"] else "")
             + "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>support</th></tr>"
             + rows + "</table>")

@@ -23,6 +23,16 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.
     return fpr, tpr, float(np.trapezoid(tpr, fpr))
 
 
+INTERVALS_NOTE = ("Ranges in brackets: 95% bootstrap intervals (1,000 resamples of the images), how far the "
+                  "number could move on another sample of the same size.")
+
+
+def with_interval(result: dict, key: str) -> str:
+    """A metric to 3 decimals with its bootstrap interval ('0.520 (0.461-0.579)'), for reports."""
+    iv = result.get("intervals", {}).get(key)
+    return f"{result[key]:.3f}" + (f" ({iv[0]:.3f}–{iv[1]:.3f})" if iv else "")
+
+
 def label_mapping(model_classes: list[str], data_classes: list[str]) -> tuple[dict[int, int], list[str]]:
     """Map dataset label indices to model output indices through the canonical vocabulary.
     Dataset classes the model lacks (e.g. contempt for a 7-class model) are returned separately so
@@ -58,6 +68,6 @@ def score(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
                           "f1": float(pc["f1"][i]), "support": int(pc["support"][i]),
                           "auc": roc[c]["auc"]} for i, c in enumerate(classes)},
         "macro_auc": float(np.mean(aucs)) if aucs else float("nan"),
-        "ece": rel["ece"], "confusion_matrix": cm.tolist(),
+        "ece": rel["ece"], "confusion_matrix": cm.tolist(), "intervals": metrics.bootstrap_intervals(labels, pred, k),
         "_roc": roc, "_reliability": rel,
     }

@@ -16,10 +16,11 @@ from ..data.dataset import load_dataset
 from ..data.readers import FileTree
 from ..images import ImageDecodeError, decode_image
 from ..labels import VALENCE, class_valence
+from ..metrics import bootstrap_intervals
 from ..report import png_tag, write_html
 from . import plots
 from .calibration import reliability, valence_agreement
-from .metrics_report import label_mapping
+from .metrics_report import INTERVALS_NOTE, label_mapping, with_interval
 
 NO_FACE = "no face"
 
@@ -109,6 +110,7 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": macro_f1(cm, len(classes)),
+        "intervals": bootstrap_intervals(labels, pred, len(classes)),
         "per_class_recall": {c: float(recall[i]) for i, c in enumerate(classes)},
         "support": {c: int(support[i]) for i, c in enumerate(classes)},
         "confusion_matrix": cm.tolist(),
@@ -186,12 +188,14 @@ def write_pipeline_report(result: dict, data: str, ids: list[str], labels: np.nd
     head = (f"<p>Model <code>{r['model']}</code> end to end (detector, crop, classifier) on <code>{r['data']}</code>, "
             f"split <b>{r['split']}</b> ({r['n']:,} photos; split file <code>{r['split_file']}</code>), TTA {r['tta']}. "
             f"The largest face is the prediction; a photo with no face found counts as wrong.</p>"
-            f"<table><tr><th>accuracy</th><th>balanced accuracy</th><th>faces found</th><th>no face</th><th>neutral read as negative</th>"
-            f"<th>mean recall (classes with ≥ 30 photos)</th><th>valence agreement</th><th>balanced</th>"
-            f"<th>photos/s</th></tr><tr><td>{r['accuracy']:.4f}</td><td>{r['balanced_accuracy']:.4f}</td><td>{r['faces_found']}</td><td>{r['no_face']}</td>"
+            f"<table><tr><th>accuracy</th><th>balanced accuracy</th><th>macro-F1</th><th>faces found</th><th>no face</th>"
+            f"<th>neutral read as negative</th><th>mean recall (classes with ≥ 30 photos)</th><th>valence agreement</th>"
+            f"<th>balanced</th><th>photos/s</th></tr><tr><td>{with_interval(r, 'accuracy')}</td>"
+            f"<td>{with_interval(r, 'balanced_accuracy')}</td><td>{with_interval(r, 'macro_f1')}</td>"
+            f"<td>{r['faces_found']}</td><td>{r['no_face']}</td>"
             f"<td>{r.get('neutral_read_negative', float('nan')):.4f}</td><td>{r['mean_recall_support_30']:.4f}</td>"
             f"<td>{r['valence_agreement']:.4f}</td><td>{r['valence_agreement_balanced']:.4f}</td>"
-            f"<td>{r['photos_per_second']}</td></tr></table>"
+            f"<td>{r['photos_per_second']}</td></tr></table><p>{INTERVALS_NOTE}</p>"
             + "<table><tr><th>class</th><th>recall</th><th>photos</th><th>no face</th></tr>"
             + "".join(f"<tr><th>{c}</th><td>{r['per_class_recall'][c]:.3f}</td><td>{r['support'][c]}</td>"
                       f"<td>{cm[i, -1]}</td></tr>" for i, c in enumerate(classes)) + "</table>"

@@ -48,7 +48,7 @@ def model_page(request: Request) -> str:
 
     import pandas as pd
 
-    from ...presentation import expression_color, share
+    from ...presentation import expression_color, share, share_with_interval
     from ...report import html_page, table
     info = model_info(request)
     swatch = "".join(f"<span style='display:inline-block;margin:2px 8px 2px 0'><span style='display:inline-block;"
@@ -68,7 +68,8 @@ def model_page(request: Request) -> str:
                             "valence weight": [f"{weights.get(c, 0.0):+.2f}" for c in info["classes"]]})
     rows = [{"measured on": html.escape(name.replace("_", " ")), "n": f"{m['n']:,}" if "n" in m else "–",
              "accuracy": share(m.get("accuracy")), "balanced accuracy": share(m.get("balanced_accuracy")),
-             "macro-F1": share(m.get("macro_f1")), "date": html.escape(str(m.get("date", "–"))),
+             "macro-F1": share_with_interval(m.get("macro_f1"), m.get("intervals", {}).get("macro_f1")),
+             "date": html.escape(str(m.get("date", "–"))),
              **{f"recall {c}": share(m.get("recall", {}).get(c)) for c in info["classes"]}}
             for name, m in info["metrics"].items() if isinstance(m, dict)]
     measured = (table(pd.DataFrame(rows), escape=False) if rows
