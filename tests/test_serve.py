@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import struct
 import time
 import zlib
@@ -61,6 +62,7 @@ def test_health_model_docs_and_page(client):
     for words in ("balanced accuracy", "macro-F1", "neutral between", "48×48 px", "%</td>"):
         assert words in readable.text, words
     assert "NaN" not in readable.text and "contempt" not in readable.text
+    assert re.search(r"\d+% \(\d+–\d+%\)", readable.text)  # macro-F1 with its bootstrap interval
 
 
 def test_analyze_multipart_and_raw(client, photo):
