@@ -4,20 +4,27 @@
 # suite (and the head turn made from each face's mesh); end to end through the Analyzer on
 # web_faces test; the sample clip's audience at 0:07-0:09; the classifier's speed.
 # Usage: experiments/evaluate_candidate.sh CANDIDATE.onnx OUT_DIR
+# A result already in OUT_DIR is kept (a run stopped part-way goes on; the shipped model's scores
+# serve a second candidate scored into the same folder).
 set -euo pipefail
 cand=$1; out=$2
 shared=${EMOSCOPE_SHARED:-../shared}
 mkdir -p "$out"
 shipped=src/emoscope/assets/expression-int8.onnx
+keep() {  # keep FILE COMMAND...: run COMMAND into FILE unless FILE holds a result already
+  local file=$1; shift
+  [ -s "$file" ] || { "$@" > "$file.tmp" && mv "$file.tmp" "$file"; }
+}
 for name in shipped candidate; do
   model=$shipped; [ $name = candidate ] && model=$cand
-  .venv/bin/emoscope evaluate --model "$model" --data "$shared/datasets/fer2013.zip" --labels ferplus --split test \
-    > "$out/$name.ferplus-test.json"
-  .venv/bin/emoscope evaluate --model "$model" --data "$shared/datasets/fer2013.zip" --labels ferplus --split val \
-    --robustness --mesh-model "$shared/models/face_landmarker.task" > "$out/$name.ferplus-val-robustness.json"
-  .venv/bin/emoscope evaluate --pipeline --model "$model" --data "$shared/datasets/web_faces.zip" \
-    --split-file configs/splits/web-faces.csv --split test > "$out/$name.web-test-pipeline.json"
-  .venv/bin/python experiments/clip_audience.py --model "$model" > "$out/$name.clip-audience.json"
+  keep "$out/$name.ferplus-test.json" .venv/bin/emoscope evaluate --model "$model" \
+    --data "$shared/datasets/fer2013.zip" --labels ferplus --split test
+  keep "$out/$name.ferplus-val-robustness.json" .venv/bin/emoscope evaluate --model "$model" \
+    --data "$shared/datasets/fer2013.zip" --labels ferplus --split val --robustness \
+    --mesh-model "$shared/models/face_landmarker.task"
+  keep "$out/$name.web-test-pipeline.json" .venv/bin/emoscope evaluate --pipeline --model "$model" \
+    --data "$shared/datasets/web_faces.zip" --split-file configs/splits/web-faces.csv --split test
+  keep "$out/$name.clip-audience.json" .venv/bin/python experiments/clip_audience.py --model "$model"
 done
 .venv/bin/python - "$cand" > "$out/speed.json" <<'PY'
 import json, sys, time

@@ -130,3 +130,17 @@ def test_a_huge_photo_names_its_size_and_max_pixels_lets_it_through(yunet, tmp_p
     r = emoscope("analyze", str(tmp_path / "huge.png"), "--max-pixels", "150", "--out", str(tmp_path / "b"),
                  "--detector-model", yunet, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("verb", ["analyze", "evaluate"])
+def test_a_model_that_is_missing_broken_or_not_ours_is_named_plainly(verb, samples, yunet, tmp_path):
+    """--model naming no file, a file that is not ONNX, or an ONNX file without emoscope's metadata
+    (YuNet's): one line naming it, exit 2."""
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    target = ([f"{samples}/facerec_obama.jpg", "--detector-model", yunet, "--out", str(tmp_path / "out")]
+              if verb == "analyze" else ["--data", f"{samples}"])
+    for model, words in ((tmp_path / "missing.onnx", "does not exist"), (broken, "not an ONNX model"),
+                         (yunet, "metadata")):
+        r = emoscope(verb, *target, "--model", str(model))
+        assert r.returncode == 2 and words in r.stderr and str(model) in r.stderr and len(r.stderr.splitlines()) == 1

@@ -130,11 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .contract import ModelMetadataError
     from .runtime.assets import ModelNotFoundError
     verb = " ".join(v for v in (args.verb, getattr(args, f"{args.verb}_verb", None)) if v)
     try:
         return int(args.func(args) or 0)
-    except ModelNotFoundError as exc:  # a model file missing or not downloadable: say how to provide it
+    except (ModelNotFoundError, ModelMetadataError) as exc:  # a model missing, unloadable or not self-describing
         print(f"emoscope {verb}: {exc}", file=sys.stderr)
         return 2
     except CLIError as exc:

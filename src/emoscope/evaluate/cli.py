@@ -6,6 +6,9 @@ import argparse
 import json
 import time
 
+from ..contract import ModelMetadataError
+from ..runtime.assets import ModelNotFoundError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="run folder (best.pt) or an ONNX file; with --pipeline an ONNX file or an "
@@ -48,6 +51,8 @@ def run(args) -> int:
     try:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
                      args.labels, args.votes, args.robustness, args.mesh_model)
+    except ModelMetadataError:
+        raise  # a --model that is not self-describing: the command line is wrong (exit 2, as any model)
     except ValueError as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "accuracy", "balanced_accuracy", "top2_accuracy", "macro_f1", "weighted_f1", "macro_auc", "ece",
@@ -69,6 +74,8 @@ def run_pipeline(args) -> int:
     try:
         r = evaluate_pipeline(args.model, args.data, args.split, args.split_file, args.out, args.threads,
                               args.detector_model, args.tta, mesh=args.mesh, mesh_model=args.mesh_model)
+    except (ModelMetadataError, ModelNotFoundError):
+        raise  # a --model that is missing or not self-describing: the command line is wrong (exit 2)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "macro_f1", "neutral_read_negative",

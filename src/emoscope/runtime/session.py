@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import onnxruntime as ort
+
+from .assets import ModelNotFoundError
 
 
 def cpu_session(path: str, threads: int = 0) -> ort.InferenceSession:
@@ -14,4 +18,10 @@ def cpu_session(path: str, threads: int = 0) -> ort.InferenceSession:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    if not os.path.isfile(path):
+        raise ModelNotFoundError(f"model file {path!r} does not exist")
+    try:
+        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+            ort.capi.onnxruntime_pybind11_state.InvalidGraph, ort.capi.onnxruntime_pybind11_state.NotImplemented):
+        raise ModelNotFoundError(f"{path} is not an ONNX model that onnxruntime can load") from None
