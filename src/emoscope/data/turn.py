@@ -107,9 +107,10 @@ def cached_face_meshes(images: np.ndarray, margin: float = 0.1, model: str | Non
 
 
 def face_meshes(images: np.ndarray, landmarker, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """The face mesh of each square face crop (N, H, W[, 3] uint8, cut with `margin` of the face box
-    on each side, as `emoscope.contract.crop_face` cuts them), in the crop's pixels, and the
-    landmarker's presence for each; crops smaller than `MESH_SIDE` are measured upscaled."""
+    """The face mesh of each square face crop (N, H, W[, 3] uint8, gray or RGB as datasets hold them,
+    cut with `margin` of the face box on each side, as `emoscope.contract.crop_face` cuts them), in
+    the crop's pixels, and the landmarker's presence for each; crops smaller than `MESH_SIDE` are
+    measured upscaled."""
     n, h, w = images.shape[:3]
     scale = max(1.0, MESH_SIDE / max(h, w))
     side_h, side_w = int(round(h * scale)), int(round(w * scale))
@@ -119,6 +120,6 @@ def face_meshes(images: np.ndarray, landmarker, margin: float = 0.1) -> tuple[np
     presence = np.zeros(n, np.float32)
     for i, im in enumerate(images):
         big = cv2.resize(im, (side_w, side_h), interpolation=cv2.INTER_CUBIC) if scale > 1 else im
-        m = landmarker.measure(cv2.cvtColor(big, cv2.COLOR_GRAY2BGR) if big.ndim == 2 else big, box)
+        m = landmarker.measure(cv2.cvtColor(big, cv2.COLOR_GRAY2BGR if big.ndim == 2 else cv2.COLOR_RGB2BGR), box)
         meshes[i], presence[i] = m.mesh / scale, m.presence
     return meshes, presence
