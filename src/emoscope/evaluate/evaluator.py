@@ -43,7 +43,7 @@ class Scorer:
             self.size, self.color, self.temperature, self.class_bias = cfg["img_size"], cfg["color"], None, None
             self.holdout = {k: cfg[k] for k in HOLDOUT_KEYS if k in cfg}
             self.data_hint = cfg["data"]
-            self.margin = CropRule(**cfg.get("crop") or {}).margin
+            self.margin = CropRule.from_dict(cfg.get("crop")).margin
             hist = os.path.join(model, "history.json") if os.path.isdir(model) else None
             if hist and os.path.exists(hist):
                 with open(hist) as f:
