@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 40's leave-one-source-out check: a run trained without web_faces (the recipe's twin, e.g.
+# configs/archive/expression-lite0-long-loso.json), exported under each rule for the class offsets
+# (none; fitted for macro-F1 within +-1 logit; fitted for balanced accuracy within +-2, the shipped
+# model's rule), all fitted on the run's own validation part (FER+ PublicTest), then scored end to
+# end through the Analyzer on web_faces val: a source the network and its offsets never saw. A rule
+# for the offsets is kept only if it pays here.
+# Usage: experiments/leave_one_source_out.sh RUN_DIR OUT_DIR
+# An export newer than the run's best.pt, and a result newer than its export, are kept (a stopped
+# check goes on; a run trained further is exported and scored again).
+set -euo pipefail
+run=$1; out=$2
+shared=${EMOSCOPE_SHARED:-../shared}
+mkdir -p "$out"
+for rule in none macro_f1 balanced; do
+  onnx=$run/loso-$rule/expression-int8.onnx
+  case $rule in
+    none) offsets=(--no-class-bias) ;;
+    macro_f1) offsets=(--offsets-for macro_f1 --offsets-cap 1) ;;
+    balanced) offsets=(--offsets-for balanced) ;;
+  esac
+  if [ ! "$onnx" -nt "$run/best.pt" ]; then
+    mkdir -p "$run/loso-$rule"
+    .venv/bin/emoscope export "$run" --out "$run/loso-$rule/expression.onnx" --int8 "$onnx.tmp" "${offsets[@]}" > /dev/null
+    mv "$onnx.tmp" "$onnx"
+  fi
+  result=$out/offsets-$rule.web-val-pipeline.json
+  [ "$result" -nt "$onnx" ] || { .venv/bin/emoscope evaluate --pipeline --model "$onnx" \
+    --data "$shared/datasets/web_faces.zip" --split-file configs/splits/web-faces.csv --split val \
+    > "$result.tmp" && mv "$result.tmp" "$result"; }
+done
+.venv/bin/python - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+print("| offsets | web_faces val macro-F1 | balanced | accuracy | neutral read negative |")
+print("|---|---:|---:|---:|---:|")
+for rule in ("none", "macro_f1", "balanced"):
+    r = json.loads((Path(sys.argv[1]) / f"offsets-{rule}.web-val-pipeline.json").read_text())
+    print(f"| {rule} | {r['macro_f1']:.1%} | {r['balanced_accuracy']:.1%} | {r['accuracy']:.1%} "
+          f"| {r['neutral_read_negative']:.1%} |")
+PY
