@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 40's leave-one-source-out check: a run trained without web_faces (the recipe's twin, e.g.
-# configs/archive/expression-lite0-long-loso.json), exported under each rule for the class offsets
-# (none; fitted for macro-F1 within +-1 logit; fitted for balanced accuracy within +-2, the shipped
-# model's rule), all fitted on the run's own validation part (FER+ PublicTest), then scored end to
-# end through the Analyzer on web_faces val: a source the network and its offsets never saw. A rule
-# for the offsets is kept only if it pays here.
+# Issue 40's leave-one-source-out check: a run trained without web_faces (a recipe's twin, trained
+# with `emoscope train --primary-only`; `make train-default-loso` for the shipped recipe), exported
+# under each rule for the class offsets (none; fitted for macro-F1 within +-1 logit; fitted for
+# balanced accuracy within +-2, the shipped model's rule), all fitted on the run's own validation
+# part (FER+ PublicTest), then scored end to end through the Analyzer on web_faces val: a source the
+# network and its offsets never saw. A rule for the offsets is kept only if it pays here.
 # Usage: experiments/leave_one_source_out.sh RUN_DIR OUT_DIR
 # An export newer than the run's best.pt, and a result newer than its export, are kept (a stopped
 # check goes on; a run trained further is exported and scored again).

@@ -340,6 +340,24 @@ def test_configs_load(path):
             assert os.path.basename(path) in f.read()
 
 
+def test_primary_only_is_the_recipes_leave_one_source_out_twin(tmp_path):
+    """--primary-only leaves the config's other sources out and changes nothing else: the twin that
+    issue 40's leave-one-source-out check trains from a shipped or archived recipe."""
+    from dataclasses import asdict
+    from emoscope.train.cli import add_arguments, resolve
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    path = os.path.join(REPO, "configs", "archive", "expression-lite0-long.json")
+    full = TrainConfig.load(path)
+    twin = resolve(parser.parse_args(["--config", path, "--primary-only", "--out", str(tmp_path)]))
+    assert [s["data"] for s in full.sources] == ["../shared/datasets/web_faces.zip"] and twin.sources == []
+
+    def rest(cfg: TrainConfig) -> dict:
+        return {k: v for k, v in asdict(cfg).items() if k not in ("sources", "out")}
+    assert rest(twin) == rest(full) and twin.out == str(tmp_path)
+    assert resolve(parser.parse_args(["--config", path])).sources == full.sources
+
+
 def test_multi_source_training(tiny_data, tmp_path):
     """A second source joins training with its weight and class weights, its own split file and
     no distillation; classes the primary lacks are left out; every source's val is scored."""

@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(flag, dest=f.name, type=type(default), choices=f.metadata["choices"], help=help_)
     p.add_argument("--pretrained", action="store_true", help="ImageNet weights for transfer backbones (internet)")
+    p.add_argument("--primary-only", action="store_true",
+                   help="train on the primary source alone, the config's other sources left out: the recipe's "
+                        "leave-one-source-out twin (`experiments/leave_one_source_out.sh` scores it on the source "
+                        "it never saw)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
@@ -38,6 +42,8 @@ def resolve(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, f.name, None)
         if value is not None:
             setattr(cfg, f.name, value)
+    if args.primary_only:
+        cfg.sources = []
     if args.pretrained:
         cfg.model_kwargs = {**cfg.model_kwargs, "pretrained": True}
     if not cfg.data:
