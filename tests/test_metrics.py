@@ -102,3 +102,26 @@ def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_samples():
         assert iv == metrics.bootstrap_intervals(y, p, 4)  # seeded
     assert widths[1] < widths[0] / 2
     assert metrics.bootstrap_intervals(np.zeros(0, int), np.zeros(0, int), 4) == {}
+
+
+def test_paired_differences_are_exact_and_narrower_than_two_separate_intervals():
+    """The difference is the two summaries' difference; a model against itself differs by exactly
+    0; two models that mostly agree get a paired interval far narrower than their own intervals,
+    and one clearly better than the other an interval above 0."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    y = rng.integers(0, 4, n)
+    a = np.where(rng.random(n) < 0.7, y, rng.integers(0, 4, n))
+    b = a.copy()
+    b[rng.random(n) < 0.05] = 4  # b misses 5% more (no face found)
+    d = metrics.paired_differences(y, a, b, 4)
+    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+        expected = metrics.resampled_summary(y, a, 4, np.arange(n)[None])[name][0] - \
+            metrics.resampled_summary(y, b, 4, np.arange(n)[None])[name][0]
+        assert d[name]["difference"] == pytest.approx(expected, abs=1e-4) and d[name]["difference"] > 0
+        assert 0 < d[name]["interval"][0] <= d[name]["difference"] <= d[name]["interval"][1]
+    alone = metrics.bootstrap_intervals(y, a, 4)["accuracy"]
+    paired = d["accuracy"]["interval"]
+    assert paired[1] - paired[0] < (alone[1] - alone[0]) / 2
+    assert all(v == {"difference": 0.0, "interval": [0.0, 0.0]} for v in metrics.paired_differences(y, a, a, 4).values())
+    assert metrics.paired_differences(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 4) == {}

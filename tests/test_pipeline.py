@@ -134,3 +134,38 @@ def test_pipeline_macro_f1_counts_photos_without_a_face_as_misses():
     assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)
     iv = m["intervals"]  # bootstrap ranges around each headline number, the missed face a miss in every draw
     assert iv["macro_f1"][0] <= m["macro_f1"] <= iv["macro_f1"][1] and iv["accuracy"][0] <= 0.5 <= iv["accuracy"][1]
+
+
+def test_evaluate_against_a_second_model_pairs_the_two(photo_set, yunet, tmp_path, capsys):
+    """`--against`: the second model is scored on the same photos (end to end, and model-only), and
+    the differences are the two scores' differences with an interval around each; a model reading
+    other classes is refused in plain words."""
+    import emoscope
+    from conftest import synthetic_split_folders
+    from emoscope.cli import main
+    assets = os.path.join(os.path.dirname(emoscope.__file__), "assets")
+    int8, fp32 = (os.path.join(assets, f) for f in ("expression-int8.onnx", "expression.onnx"))
+    model_only = write_tree(str(tmp_path / "faces"), synthetic_split_folders(n_per_class=4))
+    for args in (["--pipeline", "--data", photo_set, "--split", "all", "--detector-model", yunet,
+                  "--out", str(tmp_path / "eval")],
+                 ["--data", model_only, "--split", "test"]):
+        assert main(["evaluate", "--model", int8, "--against", fp32, *args]) == 0
+        out = json.loads(capsys.readouterr().out)
+        against = out["against"]
+        assert against["model"] == fp32
+        for m in ("accuracy", "balanced_accuracy", "macro_f1"):
+            d = against["difference"][m]
+            assert d["difference"] == pytest.approx(out[m] - against[m], abs=2e-4)
+            assert d["interval"][0] <= d["difference"] <= d["interval"][1]
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        assert not {"_labels", "_predicted", "against"} & set(json.load(f))
+    from emoscope.evaluate.cli import compared
+    seven = {"classes": ["angry", "happy"], "_labels": np.array([0, 1])}
+    with pytest.raises(ValueError, match="reads other classes than --model"):
+        compared(seven, {**seven, "classes": ["happy", "angry"]}, "other.onnx")
+    with pytest.raises(ValueError, match="scored on other images"):
+        compared(seven, {**seven, "_labels": np.array([1, 1])}, "other.onnx")
+    gender = os.path.join(assets, "gender.onnx")
+    for command in (["--model", int8, "--against", gender], ["--model", gender]):
+        with pytest.raises(SystemExit, match="none of the data's classes .* is one the model reads"):
+            main(["evaluate", *command, "--data", model_only])

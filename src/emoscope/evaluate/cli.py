@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model-only: also score the split under each degradation of the robustness suite (head turn, "
                         "dim light, blur, small face, noise, JPEG, occlusion) at three strengths, and the head turn "
                         "made from each face's mesh where a face landmarker is found")
+    p.add_argument("--against", metavar="MODEL",
+                   help="also score MODEL the same way on the same images (model-only: without the robustness "
+                        "suite) and report --model minus MODEL: accuracy, balanced accuracy and macro-F1, each with a "
+                        "paired 95%% bootstrap interval (both models on the same resamples)")
     p.add_argument("--out", help="folder for metrics.json and report.html")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--record", action="store_true",
@@ -51,6 +55,9 @@ def run(args) -> int:
     try:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
                      args.labels, args.votes, args.robustness, args.mesh_model)
+        if args.against:
+            r["against"] = compared(r, evaluate(args.against, args.data, args.split, args.tta, None, args.threads,
+                                                args.split_file, args.labels, args.votes), args.against)
     except ModelMetadataError:
         raise  # a --model that is not self-describing: the command line is wrong (exit 2, as any model)
     except ValueError as exc:
@@ -59,8 +66,9 @@ def run(args) -> int:
             "temperature", "images_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
-    if "robustness" in r:
-        out["robustness"] = r["robustness"]
+    for extra in ("robustness", "against"):
+        if extra in r:
+            out[extra] = r[extra]
     if args.record:
         record(args, args.model, out, pipeline=False)
     print(json.dumps(out, indent=1))
@@ -72,8 +80,12 @@ def run_pipeline(args) -> int:
     if not args.data:
         raise SystemExit("emoscope evaluate --pipeline: give --data (a folder or .zip of photos in class folders)")
     try:
-        r = evaluate_pipeline(args.model, args.data, args.split, args.split_file, args.out, args.threads,
-                              args.detector_model, args.tta, mesh=args.mesh, mesh_model=args.mesh_model)
+        def scored(model: str | None, out: str | None) -> dict:
+            return evaluate_pipeline(model, args.data, args.split, args.split_file, out, args.threads,
+                                     args.detector_model, args.tta, mesh=args.mesh, mesh_model=args.mesh_model)
+        r = scored(args.model, args.out)
+        if args.against:
+            r["against"] = compared(r, scored(args.against, None), args.against)
     except (ModelMetadataError, ModelNotFoundError):
         raise  # a --model that is missing or not self-describing: the command line is wrong (exit 2)
     except (ValueError, FileNotFoundError) as exc:
@@ -83,10 +95,26 @@ def run_pipeline(args) -> int:
             "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
+    if "against" in r:
+        out["against"] = r["against"]
     if args.record:
         record(args, r["model"], out, pipeline=True)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def compared(r: dict, other: dict, model: str) -> dict:
+    """`--against`: the other model's headline numbers and this one's lead over it, image by image."""
+    import numpy as np
+    from ..metrics import paired_differences
+    if r["classes"] != other["classes"]:
+        raise ValueError(f"{model} reads other classes than --model ({', '.join(other['classes'])} against "
+                         f"{', '.join(r['classes'])}), so the two cannot be compared image by image")
+    if not np.array_equal(r["_labels"], other["_labels"]):
+        raise ValueError(f"{model} was scored on other images than --model (give --data so both read the same)")
+    headline = ("accuracy", "balanced_accuracy", "macro_f1")
+    return {"model": model, **{m: round(other[m], 4) for m in headline},
+            "difference": paired_differences(r["_labels"], r["_predicted"], other["_predicted"], len(r["classes"]))}
 
 
 def record(args, model: str, out: dict, pipeline: bool) -> None:
@@ -98,7 +126,7 @@ def record(args, model: str, out: dict, pipeline: bool) -> None:
     labels = "_ferplus" if getattr(args, "labels", "own") == "ferplus" and not pipeline else ""
     key = f"{source_name(args.data)}{labels}_{args.split}" + ("_pipeline" if pipeline else "") + \
         ("_mesh" if pipeline and args.mesh else "") + ("_flip" if args.tta == "flip" else "")
-    numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+    numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items() if k != "against"}
     record_metrics(model, key, {**numbers, "date": time.strftime("%Y-%m-%d")})
 
 

@@ -102,6 +102,7 @@ def evaluate(model: str, data: str | None, split: str = "test", tta: str = "none
         temperature = fit_temperature(scorer.logits(val.images), np.array([mapping[j] for j in val.labels]))
     probs = softmax(logits, temperature, scorer.class_bias)
     result = score(probs, labels, scorer.classes)
+    result.update({"_labels": labels, "_predicted": probs.argmax(1)})  # per image, for a paired comparison
     result["ece_uncalibrated"] = reliability(softmax(logits, 1.0), labels)["ece"]
     result.update({"model": model, "data": data, "split": split, "label_source": label_source, "tta": tta,
                    "temperature": temperature, "class_bias": scorer.class_bias,

@@ -36,7 +36,8 @@ def with_interval(result: dict, key: str) -> str:
 def label_mapping(model_classes: list[str], data_classes: list[str]) -> tuple[dict[int, int], list[str]]:
     """Map dataset label indices to model output indices through the canonical vocabulary.
     Dataset classes the model lacks (e.g. contempt for a 7-class model) are returned separately so
-    they can be excluded and reported, never scored as wrong."""
+    they can be excluded and reported, never scored as wrong; a dataset with none of the model's
+    classes is refused."""
     canon_model = {canonical_label(c) or c: i for i, c in enumerate(model_classes)}
     mapping, missing = {}, []
     for j, c in enumerate(data_classes):
@@ -45,6 +46,9 @@ def label_mapping(model_classes: list[str], data_classes: list[str]) -> tuple[di
             missing.append(c)
         else:
             mapping[j] = i
+    if data_classes and not mapping:
+        raise ValueError(f"none of the data's classes ({', '.join(data_classes)}) is one the model reads "
+                         f"({', '.join(model_classes)}): nothing to score")
     return mapping, missing
 
 

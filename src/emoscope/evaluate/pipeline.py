@@ -114,6 +114,7 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
         "per_class_recall": {c: float(recall[i]) for i, c in enumerate(classes)},
         "support": {c: int(support[i]) for i, c in enumerate(classes)},
         "confusion_matrix": cm.tolist(),
+        "_labels": labels, "_predicted": pred,  # per photo, for a paired comparison (not written out)
     }
     for min_support in (30, 20):
         present = [i for i in range(len(classes)) if support[i] >= min_support]
@@ -166,7 +167,7 @@ def write_pipeline_report(result: dict, data: str, ids: list[str], labels: np.nd
     """metrics.json, a confusion plot, the most confident neutral-read-as-negative photos, report.html."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(result, f, indent=1)
+        json.dump({k: v for k, v in result.items() if not k.startswith("_")}, f, indent=1)
     classes = result["classes"]
     cm = np.array(result["confusion_matrix"])
     figs = [("Confusion matrix (faces found)", plots.confusion(cm[:, :len(classes)], classes,
