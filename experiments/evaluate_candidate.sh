@@ -2,7 +2,9 @@
 # Score a candidate expression model against the shipped one, the same way, in one run:
 # model-only on FER+ PrivateTest (majority labels) and on FER+ PublicTest under the robustness
 # suite (and the head turn made from each face's mesh); end to end through the Analyzer on
-# web_faces test; the sample clip's audience at 0:07-0:09; the classifier's speed.
+# web_faces test; the sample clip's audience at 0:07-0:09; the classifier's speed. The candidate's
+# FER+ PrivateTest and web_faces test scores hold its lead over the shipped model photo by photo
+# (`against`: differences with paired bootstrap intervals).
 # Usage: experiments/evaluate_candidate.sh CANDIDATE.onnx OUT_DIR
 # A result already in OUT_DIR is kept (a run stopped part-way goes on; the shipped model's scores
 # serve a second candidate scored into the same folder).
@@ -16,13 +18,13 @@ keep() {  # keep FILE COMMAND...: run COMMAND into FILE unless FILE holds a resu
   [ -s "$file" ] || { "$@" > "$file.tmp" && mv "$file.tmp" "$file"; }
 }
 for name in shipped candidate; do
-  model=$shipped; [ $name = candidate ] && model=$cand
-  keep "$out/$name.ferplus-test.json" .venv/bin/emoscope evaluate --model "$model" \
+  model=$shipped; against=(); [ $name = candidate ] && { model=$cand; against=(--against "$shipped"); }
+  keep "$out/$name.ferplus-test.json" .venv/bin/emoscope evaluate --model "$model" "${against[@]}" \
     --data "$shared/datasets/fer2013.zip" --labels ferplus --split test
   keep "$out/$name.ferplus-val-robustness.json" .venv/bin/emoscope evaluate --model "$model" \
     --data "$shared/datasets/fer2013.zip" --labels ferplus --split val --robustness \
     --mesh-model "$shared/models/face_landmarker.task"
-  keep "$out/$name.web-test-pipeline.json" .venv/bin/emoscope evaluate --pipeline --model "$model" \
+  keep "$out/$name.web-test-pipeline.json" .venv/bin/emoscope evaluate --pipeline --model "$model" "${against[@]}" \
     --data "$shared/datasets/web_faces.zip" --split-file configs/splits/web-faces.csv --split test
   keep "$out/$name.clip-audience.json" .venv/bin/python experiments/clip_audience.py --model "$model"
 done
