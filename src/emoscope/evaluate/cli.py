@@ -56,7 +56,7 @@ def run(args) -> int:
         r = evaluate(args.model, args.data, args.split, args.tta, args.out, args.threads, args.split_file,
                      args.labels, args.votes, args.robustness, args.mesh_model)
         if args.against:
-            r["against"] = compared(r, evaluate(args.against, args.data, args.split, args.tta, None, args.threads,
+            r["against"] = compared(r, evaluate(args.against, r["data"], args.split, args.tta, None, args.threads,
                                                 args.split_file, args.labels, args.votes), args.against)
     except ModelMetadataError:
         raise  # a --model that is not self-describing: the command line is wrong (exit 2, as any model)
@@ -111,7 +111,8 @@ def compared(r: dict, other: dict, model: str) -> dict:
         raise ValueError(f"{model} reads other classes than --model ({', '.join(other['classes'])} against "
                          f"{', '.join(r['classes'])}), so the two cannot be compared image by image")
     if not np.array_equal(r["_labels"], other["_labels"]):
-        raise ValueError(f"{model} was scored on other images than --model (give --data so both read the same)")
+        raise ValueError(f"{model} was scored on other images than --model (the two split the data differently); "
+                         f"give --split-file so both read the same")
     headline = ("accuracy", "balanced_accuracy", "macro_f1")
     return {"model": model, **{m: round(other[m], 4) for m in headline},
             "difference": paired_differences(r["_labels"], r["_predicted"], other["_predicted"], len(r["classes"]))}
