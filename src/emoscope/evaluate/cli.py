@@ -66,9 +66,7 @@ def run(args) -> int:
             "temperature", "images_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys}
     out["recall"] = {c: round(m["recall"], 4) for c, m in r["per_class"].items()}
-    for extra in ("robustness", "against"):
-        if extra in r:
-            out[extra] = r[extra]
+    out.update({k: r[k] for k in ("robustness", "against") if k in r})
     if args.record:
         record(args, args.model, out, pipeline=False)
     print(json.dumps(out, indent=1))
@@ -95,8 +93,7 @@ def run_pipeline(args) -> int:
             "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes", "intervals")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
-    if "against" in r:
-        out["against"] = r["against"]
+    out.update({k: r[k] for k in ("against",) if k in r})
     if args.record:
         record(args, r["model"], out, pipeline=True)
     print(json.dumps(out, indent=1))
