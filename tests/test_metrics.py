@@ -125,3 +125,25 @@ def test_paired_differences_are_exact_and_narrower_than_two_separate_intervals()
     assert paired[1] - paired[0] < (alone[1] - alone[0]) / 2
     assert all(v == {"difference": 0.0, "interval": [0.0, 0.0]} for v in metrics.paired_differences(y, a, a, 4).values())
     assert metrics.paired_differences(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 4) == {}
+
+
+def test_grouped_draws_take_whole_groups_and_widen_the_intervals_of_a_class_held_by_one_group():
+    """With groups (the person in each photo) a draw takes whole groups, as many as there are; a
+    class whose photos all show one person has a far wider interval than photo by photo, where its
+    50 photos looked like 50 independent faces; paired differences draw the same groups."""
+    groups = np.repeat(np.arange(60), 5)  # 60 people, 5 photos each
+    for draw in metrics.resample_draws(300, 20, seed=0, groups=groups):
+        people, counts = np.unique(groups[draw], return_counts=True)
+        assert (counts % 5 == 0).all() and counts.sum() == len(draw)
+        for person in people:  # each drawn person brings each of their photos equally often
+            assert len(set(np.bincount(draw[groups[draw] == person]).tolist()) - {0}) == 1
+    rng = np.random.default_rng(0)
+    y = np.where(groups < 10, 1, 0)  # class 1: the photos of 10 people...
+    p = np.where(rng.random(300) < 0.8, y, 1 - y)
+    p[groups == 0] = 0  # ...one of whom the model never reads
+    photos, people = metrics.bootstrap_intervals(y, p, 2), metrics.bootstrap_intervals(y, p, 2, groups=groups)
+    width = {k: [v[1] - v[0] for v in (photos[k], people[k])] for k in photos}
+    assert all(w[1] > w[0] for w in width.values()), width
+    assert people == metrics.bootstrap_intervals(y, p, 2, groups=groups)  # seeded
+    d = metrics.paired_differences(y, p, y, 2, groups=groups)["accuracy"]
+    assert d["difference"] == pytest.approx((p == y).mean() - 1, abs=1e-4) and d["interval"][1] < 0

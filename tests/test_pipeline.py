@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO, face_like, jpeg_bytes, shared_path, write_tree
 from emoscope.contract import CropRule
-from emoscope.data.dataset import load_dataset, read_split_file, seeded_split, write_split_file
+from emoscope.data.dataset import (file_groups, load_dataset, read_split_file, seeded_split, split_file_grouping,
+                                  write_split_file)
 
 
 def test_seeded_split_is_deterministic_stratified_and_grouped():
@@ -35,6 +36,9 @@ def test_split_file_round_trip(tmp_path):
     write_split_file(ds, path, 0.25, 0.25, seed=0, group="^(.*?)_?[0-9]*$")
     with open(path) as f:
         assert "seed 0" in f.readline()
+    assert split_file_grouping(path) == "^(.*?)_?[0-9]*$"  # the rule, read back from the first line
+    assert file_groups(["happy/Ann_0003.png", "x/Bob.jpg", "Cy_12"], split_file_grouping(path)).tolist() == \
+        ["Ann", "Bob", "Cy"]
     assigned = read_split_file(path)
     assert len(assigned) == 40
     by_person = {}
@@ -43,6 +47,8 @@ def test_split_file_round_trip(tmp_path):
     assert all(len(s) == 1 for s in by_person.values())
     split_ds = ds.with_split_file(path)
     assert sorted(set(split_ds.splits.tolist())) == ["test", "train", "val"]
+    write_split_file(ds, path, 0.25, 0.25, seed=0)
+    assert split_file_grouping(path) is None  # split photo by photo
     with open(path, "a") as f:
         f.write("happy/x.png,holdout\n")
     with pytest.raises(ValueError, match="holdout"):
@@ -56,8 +62,7 @@ def test_web_faces_split_file_is_reproduced_by_its_rule():
     committed = os.path.join(REPO, "configs", "splits", "web-faces.csv")
     with open(committed) as f:
         rule = f.readline()
-    seed = int(re.search(r"seed (\d+)", rule).group(1))
-    group = re.search(r"grouped by '([^']+)'", rule).group(1)
+    seed, group = int(re.search(r"seed (\d+)", rule).group(1)), split_file_grouping(committed)
     val, test = (float(re.search(fr"{k} ([0-9.]+)", rule).group(1)) for k in ("val", "test"))
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +139,12 @@ def test_pipeline_macro_f1_counts_photos_without_a_face_as_misses():
     assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)
     iv = m["intervals"]  # bootstrap ranges around each headline number, the missed face a miss in every draw
     assert iv["macro_f1"][0] <= m["macro_f1"] <= iv["macro_f1"][1] and iv["accuracy"][0] <= 0.5 <= iv["accuracy"][1]
+    assert m["intervals_resampled"] == "the photos"
+    # the first three photos show one person (2 of 3 read right), drawn together: a draw's accuracy is
+    # 2/3 (that person twice), 1/2 (both people) or 0 (the other person, read wrong, twice)
+    grouped = pipeline_metrics(probs, labels, ["neutral"] * 4, classes, np.array(["a", "a", "a", "b"]), "rule")
+    assert grouped["macro_f1"] == m["macro_f1"] and grouped["intervals_resampled"].startswith("the 2 groups")
+    assert grouped["intervals"]["accuracy"] == [0.0, 0.6667] and grouped["_groups"].tolist() == ["a", "a", "a", "b"]
 
 
 def test_evaluate_against_a_second_model_pairs_the_two(photo_set, yunet, tmp_path, capsys):

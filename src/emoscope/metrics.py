@@ -41,22 +41,46 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[st
 
 
 def resampled_summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
-                      draws: np.ndarray) -> dict[str, np.ndarray]:
+                      draws) -> dict[str, np.ndarray]:
     """Accuracy, balanced accuracy and macro-F1 (as `summary` computes them) of each resample:
-    `draws` (R, N) indexes the samples. A prediction of `num_classes` or more (e.g. no face found)
-    counts as a miss of the true class."""
+    `draws` holds, per resample, the indices of the samples it takes (an (R, N) array, or R arrays
+    of any length when whole groups are drawn). A prediction of `num_classes` or more (e.g. no face
+    found) counts as a miss of the true class."""
     y_true, y_pred = np.asarray(y_true, np.int64), np.minimum(np.asarray(y_pred, np.int64), num_classes)
-    r, n, k = len(draws), draws.shape[1], num_classes
-    cell = np.arange(r)[:, None] * k * (k + 1) + y_true[draws] * (k + 1) + y_pred[draws]
-    cm = np.bincount(cell.ravel(), minlength=r * k * (k + 1)).reshape(r, k, k + 1).astype(np.float64)
+    sizes = np.array([len(d) for d in draws], np.int64)
+    r, k = len(sizes), num_classes
+    idx = np.concatenate([np.asarray(d, np.int64) for d in draws])
+    cell = np.repeat(np.arange(r), sizes) * k * (k + 1) + y_true[idx] * (k + 1) + y_pred[idx]
+    cm = np.bincount(cell, minlength=r * k * (k + 1)).reshape(r, k, k + 1).astype(np.float64)
     tp = np.einsum("rii->ri", cm[:, :, :k])
     true, predicted = cm.sum(2), cm[:, :, :k].sum(1)
     recall = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
     f1 = np.divide(2 * tp, true + predicted, out=np.zeros_like(tp), where=true + predicted > 0)
     present, counted = true > 0, true + predicted > 0
-    return {"accuracy": tp.sum(1) / n,
+    return {"accuracy": tp.sum(1) / np.maximum(sizes, 1),
             "balanced_accuracy": (recall * present).sum(1) / np.maximum(present.sum(1), 1),
             "macro_f1": (f1 * counted).sum(1) / np.maximum(counted.sum(1), 1)}
+
+
+def resample_draws(n: int, resamples: int, seed: int, groups=None) -> list[np.ndarray]:
+    """Seeded bootstrap draws of `n` samples: `resamples` draws of n samples with replacement, or,
+    with `groups` (one key per sample, e.g. the person in each photo), of as many whole groups as
+    there are, each drawn group bringing all its samples. Photos of one person are not independent:
+    a test set whose 50 disgust photos show one person holds one disgust face, and only the groups'
+    draw says how far its numbers could move."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return list(rng.integers(0, n, (resamples, n)))
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    sizes = np.bincount(inverse)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    draws = []
+    for chosen in rng.integers(0, len(sizes), (resamples, len(sizes))):
+        counts = sizes[chosen]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        draws.append(order[np.repeat(starts[chosen], counts) + offsets])
+    return draws
 
 
 def _interval(x: np.ndarray, level: float) -> list[float]:
@@ -65,26 +89,27 @@ def _interval(x: np.ndarray, level: float) -> list[float]:
 
 
 def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, resamples: int = 1000,
-                        level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile bootstrap intervals (`level`; `resamples` draws of the samples with replacement,
-    seeded) of accuracy, balanced accuracy and macro-F1. A test set with three photos of a class
-    moves its macro-F1 by whole points: these say how far."""
+                        level: float = 0.95, seed: int = 0, groups=None) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals (`level`; `resamples` seeded draws, of the samples or of
+    whole `groups`: `resample_draws`) of accuracy, balanced accuracy and macro-F1. A test set with
+    three photos of a class moves its macro-F1 by whole points: these say how far."""
     n = len(y_true)
     if n == 0:
         return {}
-    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    draws = resample_draws(n, resamples, seed, groups)
     return {name: _interval(x, level) for name, x in resampled_summary(y_true, y_pred, num_classes, draws).items()}
 
 
 def paired_differences(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_classes: int,
-                       resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, dict]:
+                       resamples: int = 1000, level: float = 0.95, seed: int = 0, groups=None) -> dict[str, dict]:
     """Model a minus model b on the same samples, for accuracy, balanced accuracy and macro-F1: the
     difference and its percentile bootstrap interval, both models scored on the same draws (paired:
-    the samples both read alike do not widen it, as two separate intervals would)."""
+    the samples both read alike do not widen it, as two separate intervals would; `groups` as in
+    `resample_draws`)."""
     n = len(y_true)
     if n == 0:
         return {}
-    draws = np.vstack([np.arange(n)[None], np.random.default_rng(seed).integers(0, n, (resamples, n))])
+    draws = [np.arange(n)] + resample_draws(n, resamples, seed, groups)
     a, b = (resampled_summary(y_true, pred, num_classes, draws) for pred in (pred_a, pred_b))
     return {name: {"difference": round(float(a[name][0] - b[name][0]), 4),
                    "interval": _interval(a[name][1:] - b[name][1:], level)} for name in a}

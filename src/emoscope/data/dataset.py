@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -190,12 +191,7 @@ def write_split_file(ds: Dataset, path: str, val: float, test: float, seed: int,
     (e.g. the person) that must stay in one split. Returns the counts."""
     order = np.argsort(ds.ids)
     ids, labels = ds.ids[order], ds.labels[order]
-    groups = None
-    if group:
-        pattern = re.compile(group)
-        stems = [os.path.splitext(i.rsplit("/", 1)[-1])[0] for i in ids.tolist()]
-        groups = np.array([(m.group(1) if (m := pattern.match(s)) else s) for s in stems])
-    splits = seeded_split(labels, val, test, seed, groups)
+    splits = seeded_split(labels, val, test, seed, file_groups(ids.tolist(), group) if group else None)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -205,6 +201,26 @@ def write_split_file(ds: Dataset, path: str, val: float, test: float, seed: int,
         f.writelines(f"{i},{s}\n" for i, s in zip(ids.tolist(), splits.tolist()))
     os.replace(tmp, path)
     return {s: {c: int(((splits == s) & (labels == k)).sum()) for k, c in enumerate(ds.classes)} for s in SPLITS}
+
+
+def file_groups(ids: list[str], group: str) -> np.ndarray:
+    """Each id's group: the first group of the regular expression `group` matched in the file's name
+    without extension (the whole name where it does not match)."""
+    pattern = re.compile(group)
+    stems = [os.path.splitext(i.rsplit("/", 1)[-1])[0] for i in ids]
+    return np.array([(m.group(1) if (m := pattern.match(s)) else s) for s in stems])
+
+
+GROUP_RULE = re.compile(r", grouped by ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") on the file name")
+
+
+def split_file_grouping(path: str) -> str | None:
+    """The regular expression that kept each group (e.g. person) in one split, as the split file's
+    first line states it (`write_split_file`), or None for a split file without one."""
+    with open(path) as f:
+        first = f.readline()
+    m = GROUP_RULE.search(first) if first.startswith("#") else None
+    return ast.literal_eval(m.group(1)) if m else None
 
 
 def read_split_file(path: str) -> dict[str, str]:

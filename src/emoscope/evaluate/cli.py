@@ -90,7 +90,8 @@ def run_pipeline(args) -> int:
         raise SystemExit(f"emoscope evaluate: {exc}")
     keys = ("n", "faces_found", "no_face", "accuracy", "balanced_accuracy", "macro_f1", "neutral_read_negative",
             "mean_recall_support_30",
-            "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes", "intervals")
+            "valence_agreement", "valence_agreement_balanced", "photos_per_second", "excluded_classes", "intervals",
+            "intervals_resampled")
     out = {k: r[k] for k in keys if k in r}
     out["recall"] = {c: round(v, 4) for c, v in r["per_class_recall"].items()}
     out.update({k: r[k] for k in ("against",) if k in r})
@@ -112,7 +113,8 @@ def compared(r: dict, other: dict, model: str) -> dict:
                          f"give --split-file so both read the same")
     headline = ("accuracy", "balanced_accuracy", "macro_f1")
     return {"model": model, **{m: round(other[m], 4) for m in headline},
-            "difference": paired_differences(r["_labels"], r["_predicted"], other["_predicted"], len(r["classes"]))}
+            "difference": paired_differences(r["_labels"], r["_predicted"], other["_predicted"], len(r["classes"]),
+                                             groups=r.get("_groups"))}
 
 
 def record(args, model: str, out: dict, pipeline: bool) -> None:

@@ -18,7 +18,7 @@ from ..metrics import softmax
 from ..report import png_tag, write_html
 from . import plots
 from .calibration import fit_temperature, reliability
-from .metrics_report import INTERVALS_NOTE, label_mapping, score, with_interval
+from .metrics_report import intervals_note, label_mapping, score, with_interval
 
 
 class Scorer:
@@ -156,7 +156,7 @@ def write_report(result: dict, images, labels, probs, scorer: Scorer, out: str) 
             f"<td>{result['top2_accuracy']:.4f}</td><td>{with_interval(result, 'macro_f1')}</td>"
             f"<td>{result['weighted_f1']:.4f}</td>"
             f"<td>{result['macro_auc']:.4f}</td><td>{result['ece']:.4f}</td><td>{result['ece_uncalibrated']:.4f}</td>"
-            f"<td>{result['images_per_second']:,}</td></tr></table><p>{INTERVALS_NOTE}</p>"
+            f"<td>{result['images_per_second']:,}</td></tr></table><p>{intervals_note()}</p>"
             + (f"<p>Excluded (model lacks the class): {result['excluded_classes']}</p>" if result["excluded_classes"] else "")
             + "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>support</th></tr>"
             + rows + "</table>")

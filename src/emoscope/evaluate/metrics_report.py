@@ -23,8 +23,10 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.
     return fpr, tpr, float(np.trapezoid(tpr, fpr))
 
 
-INTERVALS_NOTE = ("Ranges in brackets: 95% bootstrap intervals (1,000 resamples of the images), how far the "
-                  "number could move on another sample of the same size.")
+def intervals_note(resampled: str = "the images") -> str:
+    """What a report's bracketed ranges are; `resampled`: what the bootstrap drew."""
+    return (f"Ranges in brackets: 95% bootstrap intervals (1,000 resamples of {resampled}), how far the number "
+            f"could move on another sample of the same size.")
 
 
 def with_interval(result: dict, key: str) -> str:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from ..analyze import Analyzer
-from ..data.dataset import load_dataset
+from ..data.dataset import file_groups, load_dataset, split_file_grouping
 from ..data.readers import FileTree
 from ..images import ImageDecodeError, decode_image
 from ..labels import VALENCE, class_valence
@@ -20,7 +20,7 @@ from ..metrics import bootstrap_intervals
 from ..report import png_tag, write_html
 from . import plots
 from .calibration import reliability, valence_agreement
-from .metrics_report import INTERVALS_NOTE, label_mapping, with_interval
+from .metrics_report import intervals_note, label_mapping, with_interval
 
 NO_FACE = "no face"
 
@@ -95,8 +95,11 @@ def macro_f1(cm: np.ndarray, k: int) -> float:
     return float(f1[counted].mean()) if counted.any() else 0.0
 
 
-def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list[str], classes: list[str]) -> dict:
-    """Metrics of end-to-end predictions; rows of NaN are photos with no face found (wrong)."""
+def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list[str], classes: list[str],
+                     groups: np.ndarray | None = None, grouping: str = "") -> dict:
+    """Metrics of end-to-end predictions; rows of NaN are photos with no face found (wrong). The
+    bootstrap intervals draw whole `groups` (each photo's person, by the split file's rule
+    `grouping`) where given, else photos."""
     found = ~np.isnan(probs).any(1)
     pred = np.where(found, np.nan_to_num(probs).argmax(1), len(classes))  # index len(classes): no face
     cm = np.zeros((len(classes), len(classes) + 1), np.int64)
@@ -110,11 +113,13 @@ def pipeline_metrics(probs: np.ndarray, labels: np.ndarray, valence_labels: list
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": macro_f1(cm, len(classes)),
-        "intervals": bootstrap_intervals(labels, pred, len(classes)),
+        "intervals": bootstrap_intervals(labels, pred, len(classes), groups=groups),
+        "intervals_resampled": "the photos" if groups is None else
+        f"the {len(set(groups.tolist())):,} groups of photos ({grouping!r} on the file name), each group whole",
         "per_class_recall": {c: float(recall[i]) for i, c in enumerate(classes)},
         "support": {c: int(support[i]) for i, c in enumerate(classes)},
         "confusion_matrix": cm.tolist(),
-        "_labels": labels, "_predicted": pred,  # per photo, for a paired comparison (not written out)
+        "_labels": labels, "_predicted": pred, "_groups": groups,  # per photo, for a paired comparison
     }
     for min_support in (30, 20):
         present = [i for i in range(len(classes)) if support[i] >= min_support]
@@ -149,7 +154,9 @@ def evaluate_pipeline(model: str | None, data: str, split: str = "test", split_f
     classes = analyzer.classes
     ids, labels, excluded = photos_of(ds, split, classes)
     pred = pipeline_predictions(analyzer, data, ids, progress)
-    result = pipeline_metrics(pred["probs"], labels, pred["valence"], classes)
+    grouping = split_file_grouping(split_file) if split_file else None
+    result = pipeline_metrics(pred["probs"], labels, pred["valence"], classes,
+                              file_groups(ids, grouping) if grouping else None, grouping or "")
     result.update({"model": analyzer.classifier.model_path, "data": data, "split": split, "split_file": split_file,
                    "tta": tta, "mesh": mesh, "expression_from_blendshapes": analyzer.expert is not None and mesh,
                    "excluded_classes": excluded, "classes": classes,
@@ -196,7 +203,7 @@ def write_pipeline_report(result: dict, data: str, ids: list[str], labels: np.nd
             f"<td>{r['faces_found']}</td><td>{r['no_face']}</td>"
             f"<td>{r.get('neutral_read_negative', float('nan')):.4f}</td><td>{r['mean_recall_support_30']:.4f}</td>"
             f"<td>{r['valence_agreement']:.4f}</td><td>{r['valence_agreement_balanced']:.4f}</td>"
-            f"<td>{r['photos_per_second']}</td></tr></table><p>{INTERVALS_NOTE}</p>"
+            f"<td>{r['photos_per_second']}</td></tr></table><p>{intervals_note(r['intervals_resampled'])}</p>"
             + "<table><tr><th>class</th><th>recall</th><th>photos</th><th>no face</th></tr>"
             + "".join(f"<tr><th>{c}</th><td>{r['per_class_recall'][c]:.3f}</td><td>{r['support'][c]}</td>"
                       f"<td>{cm[i, -1]}</td></tr>" for i, c in enumerate(classes)) + "</table>"
