@@ -43,14 +43,16 @@ from pathlib import Path
 rows = {rule: json.loads((Path(sys.argv[1]) / f"offsets-{rule}.web-val-pipeline.json").read_text())
         for rule in ("none", "macro_f1", "balanced")}
 paired = all("against" in r for r in rows.values())
-print("| offsets | web_faces val macro-F1 | balanced | accuracy | neutral read negative |"
+print("| offsets | web_faces val macro-F1 (95% interval) | balanced | accuracy | neutral read negative |"
       + (" macro-F1 minus the other twin's (paired) |" if paired else ""))
 print("|---|---:|---:|---:|---:|" + ("---:|" if paired else ""))
 for rule, r in rows.items():
-    line = (f"| {rule} | {r['macro_f1']:.1%} | {r['balanced_accuracy']:.1%} | {r['accuracy']:.1%} "
-            f"| {r['neutral_read_negative']:.1%} |")
+    low, high = r["intervals"]["macro_f1"]
+    line = (f"| {rule} | {r['macro_f1']:.1%} ({low:.1%} to {high:.1%}) | {r['balanced_accuracy']:.1%} "
+            f"| {r['accuracy']:.1%} | {r['neutral_read_negative']:.1%} |")
     if paired:
         d = r["against"]["difference"]["macro_f1"]
         line += f" {100 * d['difference']:+.1f} ({100 * d['interval'][0]:+.1f} to {100 * d['interval'][1]:+.1f}) |"
     print(line)
+print(f"Brackets: 95% bootstrap intervals over {rows['none']['intervals_resampled']}.")
 PY
