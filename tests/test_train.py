@@ -462,6 +462,44 @@ def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path
                 progress=False)
 
 
+def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_path):
+    """A run trained at 96 px joins one trained at 48 px, either way round: the ensemble reads its
+    first run's size, and the other member its input resized in the graph as the data loader and the
+    runtime's crop would (bilinear to enlarge, 2x2 means, OpenCV's area rule, to shrink), in torch and
+    in the ONNX file; a size that is no whole factor of the input is refused in plain words."""
+    import cv2
+    import onnxruntime as ort
+    import torch
+    import torch.nn.functional as F
+    from emoscope.models.checkpoint import load_run_model
+    from emoscope.train.trainer import Trainer
+    for size in (48, 96, 64):
+        Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / f"s{size}"), model="resnet_fer", model_kwargs={"width": 8},
+                            epochs=1, batch_size=32, threads=2, img_size=size), progress=False).fit()
+    (a, _, _), (b, _, _) = (load_run_model(str(tmp_path / n)) for n in ("s48", "s96"))
+    gen = torch.Generator().manual_seed(0)
+    x48, x96 = torch.rand(4, 1, 48, 48, generator=gen), torch.rand(4, 1, 96, 96, generator=gen)
+    with torch.no_grad():
+        wants = {"e48": (x48, (a(x48) + b(F.interpolate(x48, size=(96, 96), mode="bilinear", align_corners=False))) / 2),
+                 "e96": (x96, (b(x96) + a(F.avg_pool2d(x96, 2))) / 2)}
+    for name, runs in (("e48", ("s48", "s96")), ("e96", ("s96", "s48"))):
+        r = run_cli("ensemble", *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        x, want = wants[name]
+        ens, cfg, _ = load_run_model(str(tmp_path / name))
+        with torch.no_grad():
+            assert cfg["img_size"] == x.shape[-1] and torch.allclose(ens(x), want, atol=1e-5)
+        r = run_cli("export", str(tmp_path / name), "--out", str(tmp_path / f"{name}.onnx"), "--no-class-bias")
+        assert r.returncode == 0, r.stderr
+        sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        assert np.allclose(sess.run(None, {"input": x.numpy()})[0], want.numpy(), atol=1e-4)
+    face = np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)  # the 2x2 mean is the area rule
+    pooled = F.avg_pool2d(torch.from_numpy(face).float()[None, None], 2)[0, 0].numpy()
+    assert np.abs(cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA) - pooled).max() <= 0.5
+    r = run_cli("ensemble", str(tmp_path / "s96"), str(tmp_path / "s64"), "--out", str(tmp_path / "bad"))
+    assert r.returncode != 0 and "96 is not a multiple of 64" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_a_missing_run_is_named_in_plain_words(tiny_data, tmp_path):
     """export, evaluate, ensemble and a warm start given a run that does not exist say so, and
     training on an empty folder says that, all without a traceback."""

@@ -82,6 +82,33 @@ def checkpoint_state(ck: dict, use_ema: bool = True) -> dict:
     return ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
 
 
+def check_resizable(size: int, input_size: int) -> None:
+    """Refuse, in plain words, a network of `size` px that cannot read an `input_size` px input the
+    way `Resized` does (shrinking needs a whole factor)."""
+    if input_size > size and input_size % size:
+        raise ValueError(f"a network trained at {size} px cannot read a {input_size} px input: shrinking the input "
+                         f"needs a whole factor ({input_size} is not a multiple of {size})")
+
+
+class Resized(nn.Module):
+    """A network trained at another input size than the model's: its input resized in the graph as
+    the data loader and the runtime's crop resize a face (a mean over whole blocks of pixels, OpenCV's
+    area rule, to shrink; bilinear, OpenCV's linear rule, to enlarge). Both commute with the input
+    normalisation, so they act on the normalised input."""
+
+    def __init__(self, net: nn.Module, size: int, input_size: int):
+        super().__init__()
+        check_resizable(size, input_size)
+        self.net, self.size, self.input_size = net, size, input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_size > self.size:
+            x = nn.functional.avg_pool2d(x, self.input_size // self.size)
+        else:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.net(x)
+
+
 class LogitMean(nn.Module):
     """Several networks over one input as one: the mean of their logits (an ensemble)."""
 
@@ -106,11 +133,16 @@ def build_model(cfg: dict, classes: list[str], state: dict, color: str | None = 
 
 def load_run_model(run: str, use_ema: bool = True) -> tuple[nn.Module, dict, list[str]]:
     """The model of a run folder (best.pt) or a checkpoint file, in eval mode on the CPU; for an
-    ensemble (`emoscope ensemble`), a `LogitMean` of its members."""
+    ensemble (`emoscope ensemble`), a `LogitMean` of its members, each reading the ensemble's input
+    size (`Resized` where it was trained at another)."""
     path = run_checkpoint(run)
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg, classes = ck["config"], ck["classes"]
     if ck.get("ensemble"):
-        members = [build_model(m["config"], classes, m["state"], cfg["color"]) for m in ck["ensemble"]]
+        members = []
+        for m in ck["ensemble"]:
+            net = build_model(m["config"], classes, m["state"], cfg["color"])
+            size = m["config"]["img_size"]
+            members.append(net if size == cfg["img_size"] else Resized(net, size, cfg["img_size"]).eval())
         return LogitMean(members, [m["config"]["model"] for m in ck["ensemble"]]).eval(), cfg, classes
     return build_model(cfg, classes, checkpoint_state(ck, use_ema)), cfg, classes

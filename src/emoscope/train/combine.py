@@ -7,9 +7,11 @@ any other.
   each of them; runs from different starts average to nonsense, which the export's validation
   numbers would show. Gray runs average with colour runs started from them: each gray network is
   first spread over R, G and B by luma (`gray_to_rgb`), so the mean reads colour.
-- `ensemble_runs` (`emoscope ensemble`): any runs over the same classes, input size and crop kept
-  whole, their logits averaged (`models.checkpoint.LogitMean`). Runs from different starts may
-  join; it costs the sum of the members' time per face.
+- `ensemble_runs` (`emoscope ensemble`): any runs over the same classes and crop kept whole, their
+  logits averaged (`models.checkpoint.LogitMean`). Runs from different starts, and networks trained
+  at other input sizes, may join: the ensemble reads the input size of its config's run (below),
+  and a member trained at another size gets its input resized in the graph (`Resized`: a whole
+  factor smaller, or any size larger). It costs the sum of the members' time per face.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import os
 
 import torch
 
-from ..models.checkpoint import checkpoint_state, gray_to_rgb, run_checkpoint
+from ..models.checkpoint import check_resizable, checkpoint_state, gray_to_rgb, run_checkpoint
 
 SOUP_MUST_MATCH = ("model", "model_kwargs", "img_size")
-ENSEMBLE_MUST_MATCH = ("img_size", "crop")
+ENSEMBLE_MUST_MATCH = ("crop",)
 
 
 def _load(runs: list[str], must_match: tuple[str, ...], what: str) -> tuple[list[dict], list[str], str]:
@@ -82,10 +84,15 @@ def average_runs(runs: list[str], out: str) -> str:
 
 def ensemble_runs(runs: list[str], out: str) -> str:
     """Write the runs, whole, as one ensemble to `out`/best.pt: each member's config and weights; the
-    ensemble's own config is a colour member's (else the first's), which sets the validation data
-    that export fits the temperature and offsets on. Returns its path."""
+    ensemble's own config is a colour member's (else the first's), which sets the input size and the
+    validation data that export fits the temperature and offsets on. Returns its path."""
     cks, colours, colour = _load(runs, ENSEMBLE_MUST_MATCH, "ensemble")
     first = cks[colours.index(colour)]
+    for run, ck in zip(runs, cks):
+        try:
+            check_resizable(ck["config"]["img_size"], first["config"]["img_size"])
+        except ValueError as exc:
+            raise ValueError(f"{run}: {exc}; give a run of the larger size first") from None
     members = [{"config": ck["config"], "state": checkpoint_state(ck)} for ck in cks]
     return _write(out, {"model": None, "ensemble": members, "config": dict(first["config"], out=out),
                         "classes": first["classes"]}, runs, "ensembled")
