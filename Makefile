@@ -16,7 +16,7 @@ ifneq ($(wildcard $(SHARED)/models/face_landmarker.task),)
 export EMOSCOPE_LANDMARKER_MODEL ?= $(SHARED)/models/face_landmarker.task
 endif
 
-.PHONY: setup demo test test-fast train-default train-default-loso train-lite0 train-gender benchmarks clean
+.PHONY: setup demo test test-fast train-default train-default-loso loso-compare train-lite0 train-gender benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -108,6 +108,21 @@ train-default-loso: $(LOSO)/expression-ferplus-long/summary.json $(LOSO)/express
 	$(call second_stages,$(LOSO),expression-ferplus-eyes,--primary-only)
 	$(call ensemble_of_means,$(LOSO))
 	experiments/leave_one_source_out.sh $(LOSO)/expression-ferplus-ensemble-eyes experiments/results/loso/shipped-recipe
+
+# Issue 40's comparison: the Lite0 recipe's twin, and the ensemble of it with the shipped recipe's
+# twin (three members, read at 48 px, the Lite0 member's input enlarged in the graph), each scored
+# on web_faces val against the shipped recipe's twin photo by photo, under each offsets rule.
+LITE0_LOSO = $(RUNS)/expression-lite0-long-loso
+
+$(LITE0_LOSO)/summary.json: | setup
+	$(EMOSCOPE) train --config configs/archive/expression-lite0-long.json --primary-only --out $(LITE0_LOSO) --resume
+
+loso-compare: train-default-loso $(LITE0_LOSO)/summary.json
+	experiments/leave_one_source_out.sh $(LITE0_LOSO) experiments/results/loso/lite0-long $(LOSO)/expression-ferplus-ensemble-eyes
+	$(EMOSCOPE) ensemble $(LOSO)/expression-ferplus-long-mean $(LOSO)/expression-ferplus-eyes-mean $(LITE0_LOSO) \
+		--out $(LOSO)/expression-ferplus-lite0
+	experiments/leave_one_source_out.sh $(LOSO)/expression-ferplus-lite0 experiments/results/loso/ensemble-with-lite0 \
+		$(LOSO)/expression-ferplus-ensemble-eyes
 
 train-gender: setup
 	$(EMOSCOPE) train --config configs/shipped/gender.json --resume
