@@ -92,7 +92,8 @@ def ensemble_runs(runs: list[str], out: str) -> str:
         try:
             check_resizable(ck["config"]["img_size"], first["config"]["img_size"])
         except ValueError as exc:
-            raise ValueError(f"{run}: {exc}; give a run of the larger size first") from None
+            raise ValueError(f"{run}: {exc}; give the run of the smaller size first (the others then read "
+                             f"its input enlarged)") from None
     members = [{"config": ck["config"], "state": checkpoint_state(ck)} for ck in cks]
     return _write(out, {"model": None, "ensemble": members, "config": dict(first["config"], out=out),
                         "classes": first["classes"]}, runs, "ensembled")
