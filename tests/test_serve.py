@@ -63,6 +63,7 @@ def test_health_model_docs_and_page(client):
         assert words in readable.text, words
     assert "NaN" not in readable.text and "contempt" not in readable.text
     assert re.search(r"\d+% \(\d+–\d+%\)", readable.text)  # macro-F1 with its bootstrap interval
+    assert "web faces test pipeline: the 480 groups of photos" in readable.text  # drawn by person, and says so
 
 
 def test_analyze_multipart_and_raw(client, photo):
