@@ -489,10 +489,13 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
         ens, cfg, _ = load_run_model(str(tmp_path / name))
         with torch.no_grad():
             assert cfg["img_size"] == x.shape[-1] and torch.allclose(ens(x), want, atol=1e-5)
-        r = run_cli("export", str(tmp_path / name), "--out", str(tmp_path / f"{name}.onnx"), "--no-class-bias")
+        r = run_cli("export", str(tmp_path / name), "--out", str(tmp_path / f"{name}.onnx"), "--no-class-bias",
+                    "--int8", str(tmp_path / f"{name}-int8.onnx"))
         assert r.returncode == 0, r.stderr
         sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
         assert np.allclose(sess.run(None, {"input": x.numpy()})[0], want.numpy(), atol=1e-4)
+        int8 = ort.InferenceSession(str(tmp_path / f"{name}-int8.onnx"), providers=["CPUExecutionProvider"])
+        assert int8.run(None, {"input": x.numpy()})[0].shape == want.shape  # quantised with its resize
     face = np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)  # the 2x2 mean is the area rule
     pooled = F.avg_pool2d(torch.from_numpy(face).float()[None, None], 2)[0, 0].numpy()
     assert np.abs(cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA) - pooled).max() <= 0.5
