@@ -54,5 +54,5 @@ for rule, r in rows.items():
         d = r["against"]["difference"]["macro_f1"]
         line += f" {100 * d['difference']:+.1f} ({100 * d['interval'][0]:+.1f} to {100 * d['interval'][1]:+.1f}) |"
     print(line)
-print(f"Brackets: 95% bootstrap intervals over {rows['none']['intervals_resampled']}.")
+print(f"Brackets: 95% bootstrap intervals over {rows['none'].get('intervals_resampled', 'the photos')}.")
 PY
