@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from emoscope.models import count_flops, count_params, create_model, list_models
+from emoscope.models import channels_last_hazard, count_flops, count_params, create_model, list_models
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -14,6 +14,32 @@ def test_forward_backward_shapes(name, in_chans):
     out.sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert count_params(model) > 0 and count_flops(model, in_chans) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_trains_in_channels_last(name):
+    """No registered architecture at its default size has the strided 1x1 convolution over fewer
+    than 16 channels whose channels_last weight gradient corrupts the CPU's heap."""
+    for in_chans in (1, 3):
+        assert channels_last_hazard(create_model(name, num_classes=7, in_chans=in_chans)) is None
+
+
+def test_a_narrow_strided_pointwise_convolution_is_named_as_a_channels_last_hazard():
+    """resnet_fer at width 8 has 8-channel stride-2 shortcuts: the hazard names the first; at width 16
+    there is none, and there its channels_last weight gradient equals the contiguous one."""
+    assert "stages.1.short.0 is a 1x1 convolution with a stride over 8 input channels" in \
+        channels_last_hazard(create_model("resnet_fer", width=8))
+    model = create_model("resnet_fer", width=16)
+    assert channels_last_hazard(model) is None
+    x = torch.rand(8, 1, 48, 48)
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model = model.to(memory_format=fmt)
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout mask
+        model(x.contiguous(memory_format=fmt)).square().sum().backward()
+        grads.append(model.stages[1].short[0].weight.grad.clone())
+    assert (grads[0] - grads[1]).abs().max() <= 1e-4 * grads[0].abs().max()  # float summation order only
 
 
 def test_unknown_model_lists_known_ones():

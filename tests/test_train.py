@@ -462,7 +462,7 @@ def test_average_of_two_fine_tunes_is_their_mean_and_exports(tiny_data, tmp_path
                 progress=False)
 
 
-def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_path):
+def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_path, capfd):
     """A run trained at 96 px joins one trained at 48 px, either way round: the ensemble reads its
     first run's size, and the other member its input resized in the graph as the data loader and the
     runtime's crop would (bilinear to enlarge, 2x2 means, OpenCV's area rule, to shrink), in torch and
@@ -476,6 +476,7 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
     for size in (48, 96, 64):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / f"s{size}"), model="resnet_fer", model_kwargs={"width": 8},
                             epochs=1, batch_size=32, threads=2, img_size=size), progress=False).fit()
+    assert "training in the contiguous layout, not channels_last: stages.1.short.0" in capfd.readouterr().err
     (a, _, _), (b, _, _) = (load_run_model(str(tmp_path / n)) for n in ("s48", "s96"))
     gen = torch.Generator().manual_seed(0)
     x48, x96 = torch.rand(4, 1, 48, 48, generator=gen), torch.rand(4, 1, 96, 96, generator=gen)

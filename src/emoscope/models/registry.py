@@ -35,6 +35,25 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# oneDNN's 1x1 convolution with a stride computes its weight gradient through a workspace that it
+# overruns in channels_last when a group has fewer input channels than its 16-channel block
+# (oneDNN issue 6035, in PyTorch 2.13's CPU build): the heap is corrupted, the process crashes or
+# the gradient is wrong. Measured here: 4, 8 and 12 channels crash in float32 and bf16; 16 and more
+# (every registered model at its default size) give the gradient of the contiguous layout exactly.
+STRIDED_POINTWISE_MIN_CHANNELS = 16
+
+
+def channels_last_hazard(model: nn.Module) -> str | None:
+    """Why training `model` in channels_last on the CPU is unsafe, or None when it is safe."""
+    for name, m in model.named_modules():
+        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                and m.in_channels // m.groups < STRIDED_POINTWISE_MIN_CHANNELS):
+            return (f"{name} is a 1x1 convolution with a stride over {m.in_channels // m.groups} input channels "
+                    f"(fewer than {STRIDED_POINTWISE_MIN_CHANNELS}), which the CPU's channels_last weight "
+                    f"gradient gets wrong")
+    return None
+
+
 def count_flops(model: nn.Module, in_chans: int = 1, size: int = IMG_SIZE) -> int:
     """Multiply-accumulates of one forward pass on a (1, in_chans, size, size) input.
 

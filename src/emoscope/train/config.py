@@ -106,7 +106,8 @@ class TrainConfig:
     seed: int = opt(0, "seed")
     threads: int = opt(0, "torch threads (0: all cores)")
     bf16: bool = opt(True, "bf16 autocast on the CPU (fp16 AMP on CUDA)")
-    channels_last: bool = opt(True, "channels_last memory format")
+    channels_last: bool = opt(True, "channels_last memory format (the CPU trains a model with a strided 1x1 "
+                                          "convolution over fewer than 16 channels contiguous instead)")
     device: str = opt("auto", "device", ("auto", "cpu", "cuda"))
 
     def save(self, path: str) -> None:

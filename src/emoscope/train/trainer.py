@@ -23,7 +23,7 @@ from .. import metrics
 from ..contract import CropRule
 from ..data import Dataset
 from ..data.dataset import HOLDOUT_KEYS, Source, run_sources, source_name, training_view
-from ..models import count_flops, count_params, create_model
+from ..models import channels_last_hazard, count_flops, count_params, create_model
 from ..models.checkpoint import (checkpoint_state, flip_averaged_logits, gray_to_rgb, normalize, predict_logits,
                                 run_checkpoint, to_input)
 from .augment import augment, mesh_turn, mix
@@ -100,7 +100,11 @@ class Trainer:
             raise ValueError(f"{cfg.model} has no separate head to train while the rest is frozen")
         self.params = count_params(self.model)
         self.flops = count_flops(self.model, self.in_chans, cfg.img_size)
-        if cfg.channels_last:
+        hazard = channels_last_hazard(self.model) if cfg.channels_last and self.device == "cpu" else None
+        self.channels_last = cfg.channels_last and hazard is None
+        if hazard and self.is_main:
+            print(f"training in the contiguous layout, not channels_last: {hazard}", file=sys.stderr)
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.net = self.model
@@ -161,7 +165,7 @@ class Trainer:
             if tclasses != self.classes or tcfg["color"] != cfg.color or tcfg["img_size"] != cfg.img_size:
                 raise ValueError(f"teacher {run}: {tcfg['color']} {tcfg['img_size']}px over {tclasses}, "
                                  f"not {cfg.color} {cfg.img_size}px over {self.classes}")
-            if cfg.channels_last:
+            if self.channels_last:
                 teacher = teacher.to(memory_format=torch.channels_last)
             teachers.append(teacher.to(self.device).requires_grad_(False))
         return teachers
@@ -173,7 +177,7 @@ class Trainer:
         cfg = self.cfg
         probs = []
         for run, teacher in zip(cfg.teacher, self.teachers):
-            logits = predict_logits(teacher, self.train_set.images, channels_last=cfg.channels_last,
+            logits = predict_logits(teacher, self.train_set.images, channels_last=self.channels_last,
                                     bf16=cfg.bf16, device=self.device, flip=True)
             probs.append(torch.softmax(torch.from_numpy(logits) / cfg.distill_temperature, dim=1))
             if self.is_main:
@@ -336,7 +340,7 @@ class Trainer:
             x, target = mix(x, target, cfg.augment, g)
             x = normalize(x).to(self.device, non_blocking=True)
             target = target.to(self.device)
-            if cfg.channels_last:
+            if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.teachers:
                 blend = (1 - cfg.distill) * target + cfg.distill * self.online_teacher_probs(x)
@@ -373,7 +377,7 @@ class Trainer:
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         model = self.ema.module if self.ema else self.model
-        logits = predict_logits(model, images, channels_last=self.cfg.channels_last, bf16=self.cfg.bf16,
+        logits = predict_logits(model, images, channels_last=self.channels_last, bf16=self.cfg.bf16,
                                 device=self.device)
         loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
         s = metrics.summary(labels, logits.argmax(1), len(self.classes))
