@@ -46,11 +46,12 @@ STRIDED_POINTWISE_MIN_CHANNELS = 16
 def channels_last_hazard(model: nn.Module) -> str | None:
     """Why training `model` in channels_last on the CPU is unsafe, or None when it is safe."""
     for name, m in model.named_modules():
-        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
-                and m.in_channels // m.groups < STRIDED_POINTWISE_MIN_CHANNELS):
-            return (f"{name} is a 1x1 convolution with a stride over {m.in_channels // m.groups} input channels "
-                    f"(fewer than {STRIDED_POINTWISE_MIN_CHANNELS}), which the CPU's channels_last weight "
-                    f"gradient gets wrong")
+        if not (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)):
+            continue
+        channels = m.in_channels // m.groups
+        if channels < STRIDED_POINTWISE_MIN_CHANNELS:
+            return (f"{name} is a 1x1 convolution with a stride over {channels} input channels (fewer than "
+                    f"{STRIDED_POINTWISE_MIN_CHANNELS}), which the CPU's channels_last weight gradient gets wrong")
     return None
 
 
