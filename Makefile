@@ -16,7 +16,7 @@ ifneq ($(wildcard $(SHARED)/models/face_landmarker.task),)
 export EMOSCOPE_LANDMARKER_MODEL ?= $(SHARED)/models/face_landmarker.task
 endif
 
-.PHONY: setup demo test test-fast train-default train-default-loso loso-compare train-lite0 train-gender benchmarks clean
+.PHONY: setup demo test test-fast train-default train-default-loso loso-compare loso-labels train-lite0 train-gender benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -123,6 +123,11 @@ loso-compare: train-default-loso $(LITE0_LOSO)/summary.json
 		--out $(LOSO)/expression-ferplus-lite0
 	experiments/leave_one_source_out.sh $(LOSO)/expression-ferplus-lite0 experiments/results/loso/ensemble-with-lite0 \
 		$(LOSO)/expression-ferplus-ensemble-eyes
+
+# Issue 40's label standards (FER2013's own label as three more votes; neutral votes at half weight),
+# each a 12-epoch refinement of the twin's first stage, scored against the one on FER+'s votes.
+loso-labels: $(LOSO)/expression-ferplus-long/summary.json
+	experiments/label_standards.sh $(LOSO) experiments/results/loso/label-standards
 
 train-gender: setup
 	$(EMOSCOPE) train --config configs/shipped/gender.json --resume

@@ -184,3 +184,20 @@ def test_fer2013_own_label_joins_the_soft_targets_as_extra_votes():
     blended, _ = soft_targets(votes, classes, np.array([classes.index("sad")]), own_votes=3)
     assert usable[0] and plain[0, classes.index("sad")] == pytest.approx(0.3)
     assert blended[0, classes.index("sad")] == pytest.approx(6 / 13) and blended[0].sum() == pytest.approx(1)
+
+
+def test_a_lower_neutral_share_shrinks_neutral_in_the_soft_targets_only():
+    from emoscope.data.ferplus import VOTE_COLUMNS, soft_targets
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    votes = np.zeros((2, len(VOTE_COLUMNS)), np.int64)
+    votes[0, VOTE_COLUMNS.index("neutral")] = 6
+    votes[0, VOTE_COLUMNS.index("anger")] = 4
+    votes[1, VOTE_COLUMNS.index("neutral")] = 10
+    targets, usable = soft_targets(votes, classes, neutral_weight=0.5)
+    assert usable.all()
+    assert targets[0, classes.index("angry")] == pytest.approx(4 / 7)
+    assert targets[0, classes.index("neutral")] == pytest.approx(3 / 7)
+    assert targets[1, classes.index("neutral")] == pytest.approx(1.0)
+    assert (majority_labels(votes, classes) == classes.index("neutral")).all()
+    with pytest.raises(ValueError, match="more than nothing"):
+        soft_targets(votes, classes, neutral_weight=0)

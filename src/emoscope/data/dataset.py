@@ -64,18 +64,19 @@ class Dataset:
                    np.concatenate([p.orig_sizes for p in parts]), np.concatenate([p.orig_modes for p in parts]),
                    [s for p in parts for s in p.skipped], soft)
 
-    def with_votes(self, path: str, own_label_votes: float = 0.0) -> "Dataset":
+    def with_votes(self, path: str, own_label_votes: float = 0.0, neutral_vote_weight: float = 1.0) -> "Dataset":
         """FER2013 relabelled by the FER+ votes in `path` (`emoscope.data.ferplus`): every split is
         labelled by FER+'s majority rule, and the training split also carries the vote
         distributions as soft targets. Images without votes or not faces by the votes are left
         out, and so are val and test images without a majority (they have no label to score).
-        `own_label_votes`: FER2013's own label joins the soft targets as that many votes
-        (`ferplus.soft_targets`)."""
+        `own_label_votes`: FER2013's own label joins the soft targets as that many votes;
+        `neutral_vote_weight`: what a neutral vote counts for in them (`ferplus.soft_targets`)."""
         from .ferplus import majority_labels, soft_targets, votes_for
         votes = votes_for(self.ids, path)
         has = votes[:, 0] >= 0
         majority = majority_labels(np.maximum(votes, 0), self.classes)
-        soft, usable = soft_targets(np.maximum(votes, 0), self.classes, self.labels, own_label_votes)
+        soft, usable = soft_targets(np.maximum(votes, 0), self.classes, self.labels, own_label_votes,
+                                     neutral_vote_weight)
         train = self.splits == "train"
         keep = has & np.where(train, usable, majority >= 0)
         out = self.select(keep)
@@ -283,7 +284,8 @@ def run_sources(cfg: dict, verbose: bool = False) -> list[Source]:
     size, color = cfg["img_size"], cfg["color"]
     primary = load_dataset(cfg["data"], size, color, verbose=verbose)
     if cfg.get("votes"):
-        primary = primary.with_votes(cfg["votes"], cfg.get("own_label_votes", 0.0))
+        primary = primary.with_votes(cfg["votes"], cfg.get("own_label_votes", 0.0),
+                                     cfg.get("neutral_vote_weight", 1.0))
     primary = training_view(primary, **{k: cfg[k] for k in HOLDOUT_KEYS if k in cfg})
     extra = cfg.get("sources") or []
     out = [Source(source_name(cfg["data"]), primary, 1.0 - sum(s["weight"] for s in extra), True)]

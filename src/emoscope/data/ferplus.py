@@ -80,7 +80,7 @@ def majority_labels(votes: np.ndarray, classes: list[str]) -> np.ndarray:
 
 
 def soft_targets(votes: np.ndarray, classes: list[str], own: np.ndarray | None = None,
-                 own_votes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 own_votes: float = 0.0, neutral_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(targets (N, C) float32 summing to 1, usable (N,) bool): the vote distribution over
     `classes` after dropping single votes; an image is usable when it has emotion votes in
     `classes` and they outnumber its `unknown` + `NF` votes.
@@ -88,12 +88,20 @@ def soft_targets(votes: np.ndarray, classes: list[str], own: np.ndarray | None =
     With `own` (each image's FER2013 label, an index into `classes`) and `own_votes` > 0, that
     single annotator's label joins the distribution as `own_votes` more votes: FER+'s majority
     reads many subtle expressions as neutral that single annotators (and in-the-wild collections)
-    call angry, sad or afraid, and this keeps part of what they see."""
+    call angry, sad or afraid, and this keeps part of what they see.
+
+    `neutral_weight` < 1 counts each FER+ neutral vote as that much of a vote: a lower neutral
+    share in the targets, the other way to narrow FER+'s neutral boundary. An image whose only
+    votes are neutral keeps a neutral target."""
     kept = _drop_single_votes(votes)
     cols = _class_columns(classes)
     emotion = np.stack([kept[:, c] if c >= 0 else np.zeros(len(kept), np.int64) for c in cols], 1).astype(np.float64)
     not_face = kept[:, [VOTE_COLUMNS.index(c) for c in NOT_A_FACE]].sum(1)
     usable = (emotion.sum(1) > 0) & (emotion.sum(1) > not_face)
+    if neutral_weight <= 0:
+        raise ValueError(f"a neutral vote must count for more than nothing (got {neutral_weight})")
+    if neutral_weight != 1.0 and "neutral" in classes:
+        emotion[:, classes.index("neutral")] *= neutral_weight
     if own is not None and own_votes > 0:
         emotion = emotion + own_votes * np.eye(len(classes))[own]
     total = emotion.sum(1)

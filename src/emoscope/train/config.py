@@ -59,6 +59,8 @@ class TrainConfig:
                      "training targets (emoscope.data.ferplus)")
     own_label_votes: float = opt(0.0, "with --votes: FER2013's own label joins the FER+ vote distribution of the "
                                  "training targets as this many votes (0: FER+ votes only)")
+    neutral_vote_weight: float = opt(1.0, "with --votes: each FER+ neutral vote counts as this much of a vote in the "
+                                     "training targets (below 1: a lower neutral share; labels keep the majority rule)")
     out: str = opt("runs/default", "run folder")
     model: str = opt("resnet_fer_s", "registered model name (see `emoscope models`)")
     model_kwargs: dict = opt(help="keyword arguments of the model", cli=False, factory=dict)
