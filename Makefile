@@ -65,6 +65,10 @@ $(RUNS)/%/summary.json: | setup
 $(LOSO)/%/summary.json: | setup
 	$(EMOSCOPE) train --config configs/shipped/$*.json --primary-only --out $(LOSO)/$* --resume
 
+# $(1): a run folder; $(2): the run folders it is made of; $(3): the command that makes it,
+# run unless its best.pt is newer than each of theirs
+unless_newer = for run in $(2); do [ $(1)/best.pt -nt $$run/best.pt ] || { $(3) || exit 1; break; }; done
+
 # $(1): the runs folder; $(2): a first stage's run name there; $(3): more training flags.
 # Its two second stages and their mean, $(2)-mean
 define second_stages
@@ -72,13 +76,15 @@ define second_stages
 		--out $(1)/$(2)-refine --resume $(3)
 	$(EMOSCOPE) train --config configs/shipped/expression-ferplus-refine-eyes.json --init $(1)/$(2)/last.pt \
 		--out $(1)/$(2)-refine-eyes --resume $(3)
-	$(EMOSCOPE) average $(1)/$(2)-refine $(1)/$(2)-refine-eyes --out $(1)/$(2)-mean
+	$(call unless_newer,$(1)/$(2)-mean,$(1)/$(2)-refine $(1)/$(2)-refine-eyes,\
+		$(EMOSCOPE) average $(1)/$(2)-refine $(1)/$(2)-refine-eyes --out $(1)/$(2)-mean)
 endef
 
 # $(1): the runs folder holding both means; their ensemble, $(1)/expression-ferplus-ensemble-eyes
 define ensemble_of_means
-	$(EMOSCOPE) ensemble $(1)/expression-ferplus-long-mean $(1)/expression-ferplus-eyes-mean \
-		--out $(1)/expression-ferplus-ensemble-eyes
+	$(call unless_newer,$(1)/expression-ferplus-ensemble-eyes,$(1)/expression-ferplus-long-mean $(1)/expression-ferplus-eyes-mean,\
+		$(EMOSCOPE) ensemble $(1)/expression-ferplus-long-mean $(1)/expression-ferplus-eyes-mean \
+		--out $(1)/expression-ferplus-ensemble-eyes)
 endef
 
 train-default: $(RUNS)/expression-ferplus-long/summary.json $(RUNS)/expression-ferplus-eyes/summary.json
@@ -119,8 +125,9 @@ $(LITE0_LOSO)/summary.json: | setup
 
 loso-compare: train-default-loso $(LITE0_LOSO)/summary.json
 	experiments/leave_one_source_out.sh $(LITE0_LOSO) experiments/results/loso/lite0-long $(LOSO)/expression-ferplus-ensemble-eyes
-	$(EMOSCOPE) ensemble $(LOSO)/expression-ferplus-long-mean $(LOSO)/expression-ferplus-eyes-mean $(LITE0_LOSO) \
-		--out $(LOSO)/expression-ferplus-lite0
+	$(call unless_newer,$(LOSO)/expression-ferplus-lite0,$(LOSO)/expression-ferplus-long-mean $(LOSO)/expression-ferplus-eyes-mean $(LITE0_LOSO),\
+		$(EMOSCOPE) ensemble $(LOSO)/expression-ferplus-long-mean $(LOSO)/expression-ferplus-eyes-mean $(LITE0_LOSO) \
+		--out $(LOSO)/expression-ferplus-lite0)
 	experiments/leave_one_source_out.sh $(LOSO)/expression-ferplus-lite0 experiments/results/loso/ensemble-with-lite0 \
 		$(LOSO)/expression-ferplus-ensemble-eyes
 
