@@ -187,7 +187,6 @@ def test_fer2013_own_label_joins_the_soft_targets_as_extra_votes():
 
 
 def test_a_lower_neutral_share_shrinks_neutral_in_the_soft_targets_only():
-    from emoscope.data.ferplus import VOTE_COLUMNS, soft_targets
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     votes = np.zeros((2, len(VOTE_COLUMNS)), np.int64)
     votes[0, VOTE_COLUMNS.index("neutral")] = 6

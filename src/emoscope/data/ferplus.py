@@ -93,13 +93,13 @@ def soft_targets(votes: np.ndarray, classes: list[str], own: np.ndarray | None =
     `neutral_weight` < 1 counts each FER+ neutral vote as that much of a vote: a lower neutral
     share in the targets, the other way to narrow FER+'s neutral boundary. An image whose only
     votes are neutral keeps a neutral target."""
+    if neutral_weight <= 0:
+        raise ValueError(f"a neutral vote must count for more than nothing (got {neutral_weight})")
     kept = _drop_single_votes(votes)
     cols = _class_columns(classes)
     emotion = np.stack([kept[:, c] if c >= 0 else np.zeros(len(kept), np.int64) for c in cols], 1).astype(np.float64)
     not_face = kept[:, [VOTE_COLUMNS.index(c) for c in NOT_A_FACE]].sum(1)
     usable = (emotion.sum(1) > 0) & (emotion.sum(1) > not_face)
-    if neutral_weight <= 0:
-        raise ValueError(f"a neutral vote must count for more than nothing (got {neutral_weight})")
     if neutral_weight != 1.0 and "neutral" in classes:
         emotion[:, classes.index("neutral")] *= neutral_weight
     if own is not None and own_votes > 0:
