@@ -466,12 +466,14 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
     """A run trained at 96 px joins one trained at 48 px, either way round: the ensemble reads its
     first run's size, and the other member its input resized in the graph as the data loader and the
     runtime's crop would (bilinear to enlarge, 2x2 means, OpenCV's area rule, to shrink), in torch and
-    in the ONNX file; a size that is no whole factor of the input is refused in plain words."""
+    in the ONNX file; a size that is no whole factor of the input is refused in plain words. An
+    exported file joins a run the same way (`export --join`)."""
     import cv2
     import onnxruntime as ort
     import torch
     import torch.nn.functional as F
     from emoscope.models.checkpoint import load_run_model
+    from emoscope.runtime.classifier import read_metadata
     from emoscope.train.trainer import Trainer
     for size in (48, 96, 64):
         Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / f"s{size}"), model="resnet_fer", model_kwargs={"width": 8},
@@ -497,6 +499,25 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
         assert np.allclose(sess.run(None, {"input": x.numpy()})[0], want.numpy(), atol=1e-4)
         int8 = ort.InferenceSession(str(tmp_path / f"{name}-int8.onnx"), providers=["CPUExecutionProvider"])
         assert int8.run(None, {"input": x.numpy()})[0].shape == want.shape  # quantised with its resize
+    # a file exported before joins a run as the same ensemble (each network weighing the same), at
+    # the smaller input size, calibrated afresh; an int8 file or a missing one is refused in plain words
+    r = run_cli("export", str(tmp_path / "e48"), "--out", str(tmp_path / "pair.onnx"), "--no-class-bias")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", str(tmp_path / "s96"), "--join", str(tmp_path / "pair.onnx"), "--out",
+                str(tmp_path / "three.onnx"), "--offsets-for", "macro_f1", "--offsets-cap", "1")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["max_abs_diff"] < 1e-4 and max(abs(b) for b in report["class_bias"]) <= 1
+    sess = ort.InferenceSession(str(tmp_path / "three.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        three = (b(F.interpolate(x48, size=(96, 96), mode="bilinear", align_corners=False)) + 2 * wants["e48"][1]) / 3
+    assert np.allclose(sess.run(None, {"input": x48.numpy()})[0], three.numpy(), atol=1e-4)
+    meta = read_metadata(sess, str(tmp_path / "three.onnx"))
+    assert meta.input_size == (48, 48) and meta.extra["joined"] == ["pair.onnx"]
+    assert meta.extra["architecture"] == "resnet_fer + resnet_fer + resnet_fer"
+    for joined, says in (("e48-int8.onnx", "join float files, not their int8 copies"), ("nothing.onnx", "does not exist")):
+        r = run_cli("export", str(tmp_path / "s96"), "--join", str(tmp_path / joined), "--out", str(tmp_path / "bad.onnx"))
+        assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
     face = np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)  # the 2x2 mean is the area rule
     pooled = F.avg_pool2d(torch.from_numpy(face).float()[None, None], 2)[0, 0].numpy()
     assert np.abs(cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA) - pooled).max() <= 0.5

@@ -25,6 +25,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
                         "balanced accuracy)")
     p.add_argument("--offsets-cap", type=float, help="largest offset either way, in logits (default: 2)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    p.add_argument("--join", nargs="+", metavar="FILE.onnx",
+                   help="emoscope ONNX files (float, not int8) whose networks join the run's in one ensemble, each "
+                        "network weighing the same, as `emoscope ensemble` would join their runs; for files whose "
+                        "run folders are not at hand. Calibrated afresh on the run's validation data")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--margin", type=float, help="override the run's face-box margin per side (crop rule; the run's "
                    f"config records it, default {CropRule.margin})")
@@ -48,9 +52,11 @@ def run_export(args) -> int:
     from .onnx import export_onnx
     crop = {k: v for k, v in (("margin", args.margin), ("square", args.square), ("equalize", args.equalize))
             if v is not None}
-    report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
-                         use_ema=not args.no_ema, int8=args.int8,
-                         class_bias=not args.no_class_bias, bias_objective=args.offsets_for,
-                         bias_cap=args.offsets_cap)
+    try:
+        report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
+                             use_ema=not args.no_ema, int8=args.int8, class_bias=not args.no_class_bias,
+                             bias_objective=args.offsets_for, bias_cap=args.offsets_cap, join=args.join)
+    except ValueError as exc:
+        raise SystemExit(f"emoscope export: {exc}")
     print(json.dumps(report, indent=1))
     return 0
