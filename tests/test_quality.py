@@ -121,15 +121,19 @@ def test_the_timeline_chart_shows_the_persons_seen_longest():
 
 
 @pytest.mark.slow
-def test_the_clip_audience_is_unreadable_rather_than_negative(samples, yunet):
+@pytest.mark.parametrize("mesh", [False, True], ids=["default", "mesh"])
+def test_the_clip_audience_is_unreadable_rather_than_negative(samples, yunet, mesh):
     """The reference case: the sample clip's audience at 0:07-0:09 laughs, dim and half in profile.
-    With the face mesh (its own head pose and presence) no person there has a negative main
-    expression; the persons turned or dark throughout are unreadable, and say why."""
-    pytest.importorskip("onnx")
-    pytest.importorskip("tflite")
+    By default (head pose from the detector's five points) and with the face mesh (its own head
+    pose and presence) no person there has a negative main expression; the persons turned or dark
+    throughout are unreadable, and say why."""
     from conftest import shared_path
     from emoscope import Analyzer
-    analyzer = Analyzer(detector_model=yunet, mesh=True, mesh_model=shared_path("models", "face_landmarker.task"))
+    if mesh:
+        pytest.importorskip("onnx")
+        pytest.importorskip("tflite")
+    analyzer = Analyzer(detector_model=yunet, mesh=mesh,
+                        mesh_model=shared_path("models", "face_landmarker.task") if mesh else None)
     tl = analyzer.analyze_video(f"{samples}/facerec_short_hamilton_clip.mp4", progress=False)
     window = tl[(tl["time"] >= 7.0) & (tl["time"] <= 9.2)]
     people = window.summary()

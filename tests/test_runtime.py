@@ -31,7 +31,8 @@ def test_embedded_model_metadata():
     assert json.loads(meta["classes"]) == list(EXPRESSIONS)
     assert json.loads(meta["input_size"]) == [48, 48] and meta["color"] == "gray"
     assert float(meta["temperature"]) > 0 and "margin" in json.loads(meta["crop"])
-    assert os.path.getsize(embedded_model("expression")) < 16_000_000  # fp32, two networks: 14.7 MB
+    assert os.path.getsize(embedded_model("expression")) < 30_000_000  # fp32, three networks: 28.2 MB
+    assert meta["architecture"] == "efficientnet_lite0 + resnet_fer_ms + resnet_fer_ms"
 
 
 def test_yunet_lookup_order(tmp_path, monkeypatch, yunet):
@@ -331,6 +332,9 @@ def test_embedded_int8_is_default_and_agrees_with_fp32():
     q, f = ExpressionClassifier(), ExpressionClassifier("expression")
     assert DEFAULT_MODEL == "expression-int8" and q.model_path.endswith("expression-int8.onnx")
     assert f.model_path.endswith("expression.onnx") and q.classes == f.classes
+    fast = ExpressionClassifier("fast")  # the smaller ensemble, by its short name
+    assert fast.model_path.endswith("expression-fast-int8.onnx") and fast.classes == q.classes
+    assert fast.meta.extra["architecture"] == "resnet_fer_ms + resnet_fer_ms"
     # on real faces (the first 300 FER2013 PrivateTest images); random pixels sit on a class
     # boundary, where any quantisation flips the top class
     import zipfile

@@ -347,7 +347,7 @@ def test_primary_only_is_the_recipes_leave_one_source_out_twin(tmp_path):
     from emoscope.train.cli import add_arguments, resolve
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    path = os.path.join(REPO, "configs", "archive", "expression-lite0-long.json")
+    path = os.path.join(REPO, "configs", "shipped", "expression-lite0-long.json")
     full = TrainConfig.load(path)
     twin = resolve(parser.parse_args(["--config", path, "--primary-only", "--out", str(tmp_path)]))
     assert [s["data"] for s in full.sources] == ["../shared/datasets/web_faces.zip"] and twin.sources == []

@@ -64,7 +64,7 @@ ROWS_PER_PART = 2000  # timeline rows gathered as dicts before they become a Dat
 class Analyzer:
     """Face detection + expression classification (+ optional gender), torch-free.
 
-    `model` is an ONNX path or an embedded model name ('expression-int8' by default, 'expression').
+    `model` is an ONNX path or an embedded model name ('expression-int8' by default, 'expression', 'fast').
     `detector` is 'yunet' (default) or 'full-frame' (inputs already cropped to one face);
     `detector_model` is a YuNet path (else $EMOSCOPE_YUNET_MODEL, the cache, or a download).
     In videos a full-frame detection runs every `detect_every` source frames and on scene cuts,
