@@ -10,11 +10,12 @@ ARG YUNET=""
 ARG PIP_CERT=""
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 EMOSCOPE_CACHE=/opt/emoscope-cache \
     PATH=/opt/venv/bin:$PATH
-WORKDIR /build
-COPY pyproject.toml README.md ./
-COPY src ./src
-COPY docker ./docker
-RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
+# the build context is mounted, not copied into a layer of its own: the package (its models are
+# tens of MB) is in the image once, in the virtual environment
+RUN --mount=type=bind,target=/context \
+    if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
+ && mkdir /build && cp -r /context/pyproject.toml /context/README.md /context/src /context/docker /build/ \
+ && cd /build \
  && python3 -m venv /opt/venv \
  && pip install --no-compile '.[serve]' \
  && pip uninstall -y pip setuptools \
