@@ -112,7 +112,7 @@ train-default: $(RUNS)/expression-ferplus-long/summary.json $(RUNS)/expression-f
 	$(call ensemble_of_means,$(RUNS))
 	$(call ensemble_with_lite0,$(RUNS),$(RUNS)/expression-lite0-long)
 	$(EMOSCOPE) export $(RUNS)/expression-ferplus-lite0 --out src/emoscope/assets/expression.onnx \
-		--int8 src/emoscope/assets/expression-int8.onnx --offsets-for macro_f1 --offsets-cap 1
+		--int8 src/emoscope/assets/expression-int8.onnx --offsets-for macro_f1 --offsets-cap 1 --fp16-weights
 	$(EMOSCOPE) export $(RUNS)/expression-ferplus-ensemble-eyes --out $(RUNS)/expression-ferplus-ensemble-eyes/expression.onnx \
 		--int8 src/emoscope/assets/expression-fast-int8.onnx
 	for model in expression expression-int8 expression-fast-int8; do \

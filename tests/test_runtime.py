@@ -31,7 +31,7 @@ def test_embedded_model_metadata():
     assert json.loads(meta["classes"]) == list(EXPRESSIONS)
     assert json.loads(meta["input_size"]) == [48, 48] and meta["color"] == "gray"
     assert float(meta["temperature"]) > 0 and "margin" in json.loads(meta["crop"])
-    assert os.path.getsize(embedded_model("expression")) < 30_000_000  # fp32, three networks: 28.2 MB
+    assert os.path.getsize(embedded_model("expression")) < 15_000_000  # three networks, fp16-stored weights: 14.1 MB
     assert meta["architecture"] == "efficientnet_lite0 + resnet_fer_ms + resnet_fer_ms"
 
 

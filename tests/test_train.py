@@ -105,6 +105,9 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
     report = export_onnx(cfg.out, str(tmp_path / "m.onnx"), int8=str(tmp_path / "m8.onnx"))
     assert report["max_abs_diff"] < 1e-3 and report["opset"] >= 17 and report["temperature"] > 0
     assert report["int8"]["bytes"] < 0.5 * report["bytes"]
+    half = export_onnx(cfg.out, str(tmp_path / "h.onnx"), fp16_weights=True)  # weights stored as fp16
+    assert half["fp16_weights"]["bytes"] < 0.55 * report["bytes"] and half["fp16_weights"]["max_abs_diff"] < 1e-2
+    assert ExpressionClassifier(str(tmp_path / "h.onnx")).meta.temperature == round(half["temperature"], 4)  # metadata kept
     q = ExpressionClassifier(str(tmp_path / "m8.onnx"))
     assert q.classes == ExpressionClassifier(str(tmp_path / "m.onnx")).classes
     clf = ExpressionClassifier(str(tmp_path / "m.onnx"))

@@ -25,7 +25,7 @@ from ..models.checkpoint import LogitMean, Resized, load_run_model, predict_logi
 def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
                 crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
                 int8: str | None = None, class_bias: bool = True, bias_objective: str = "balanced",
-                bias_cap: float | None = None, join: list[str] | None = None) -> dict:
+                bias_cap: float | None = None, join: list[str] | None = None, fp16_weights: bool = False) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
     the run's sources together. The valence thresholds are fitted on the validation photos of its
     detector-cropped (real-face) sources, when it has any. With `class_bias`, per-class logit offsets
@@ -37,6 +37,8 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
     With `join`, emoscope ONNX files (over the same classes, colour and crop) whose networks join the
     run's as members of one ensemble (`join_graphs`); it reads the smallest input size among them.
+    With `fp16_weights`, `out` stores its weights as fp16 once the int8 copy is made from it
+    (`store_weights_fp16`).
 
     Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
     """
@@ -97,7 +99,36 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
               "class_bias": bias, "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
     if int8:
         report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:1024]))
+    if fp16_weights:
+        store_weights_fp16(out)
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        report["fp16_weights"] = {"bytes": os.path.getsize(out), "max_abs_diff": float(
+            np.abs(sess.run(None, {"input": x[:512]})[0] - ort_logits).max())}
     return report
+
+
+def store_weights_fp16(path: str) -> None:
+    """Rewrite an fp32 ONNX file with its float weights stored as fp16, each cast back to fp32 in
+    the graph: half the size on disk, and the same fp32 arithmetic once loaded (onnxruntime folds
+    the casts into constants when it opens the file); the weights lose what fp16 cannot hold
+    (about 3 significant digits)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    proto = onnx.load(path)
+    graph = proto.graph
+    weights, casts = [], []
+    for w in graph.initializer:
+        if w.data_type == TensorProto.FLOAT and int(np.prod(w.dims)) > 1:
+            half = numpy_helper.from_array(numpy_helper.to_array(w).astype(np.float16), f"{w.name}/fp16")
+            casts.append(helper.make_node("Cast", [half.name], [w.name], to=TensorProto.FLOAT))
+            w = half
+        weights.append(w)
+    nodes = casts + list(graph.node)
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(weights)
+    graph.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
 
 
 class JoinedFile:
