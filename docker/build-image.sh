@@ -24,7 +24,8 @@ cp -r "$here/pyproject.toml" "$here/README.md" "$here/src" "$here/Dockerfile" "$
 mkdir -p "$context/docker" && cp "$yunet" "$context/docker/face_detection_yunet.onnx"
 find "$context/src" -name __pycache__ -type d -prune -exec rm -rf {} +
 ca=/etc/ssl/certs/ca-certificates.crt
-podman build --isolation chroot --network host --format docker -t "$image" \
+# --no-cache: the install step reads the source from a mount, which podman's layer cache does not see
+podman build --no-cache --isolation chroot --network host --format docker -t "$image" \
   --build-arg BASE="$base" --build-arg YUNET=face_detection_yunet.onnx \
   -v "$ca:$ca:ro" --build-arg PIP_CERT="$ca" \
   -f "$context/Dockerfile" "$context"
