@@ -48,7 +48,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     model, cfg, classes = load_run_model(run, use_ema)
     cfg = asdict(TrainConfig.from_dict(cfg))
     names = model.names if isinstance(model, LogitMean) else [cfg["model"]]
-    members = [JoinedFile(path, cfg, classes) for path in join or []]
+    members = [JoinedFile(path, cfg, classes, opset) for path in join or []]
     size = min([cfg["img_size"]] + [m.size for m in members])
     if size != cfg["img_size"]:
         model, cfg["img_size"] = Resized(model, cfg["img_size"], size).eval(), size
@@ -133,9 +133,10 @@ def store_weights_fp16(path: str) -> None:
 
 class JoinedFile:
     """An emoscope ONNX file joining a run's model (`export_onnx(join=...)`): its graph, the networks
-    it holds, its input size, checked against the run's classes, colour and crop."""
+    it holds, its input size, checked against the run's classes, colour and crop and the export's
+    opset before any work is done."""
 
-    def __init__(self, path: str, cfg: dict, classes: list[str]):
+    def __init__(self, path: str, cfg: dict, classes: list[str], opset: int):
         import onnx
         from ..runtime.classifier import read_metadata
         from ..runtime.session import cpu_session
@@ -152,6 +153,9 @@ class JoinedFile:
         self.names = str(meta.extra.get("architecture", "network")).split(" + ")
         self.training_data = list(meta.extra.get("training_data", []))
         self.proto = onnx.load(path)
+        if [(o.domain or "ai.onnx", o.version) for o in self.proto.opset_import] != [("ai.onnx", opset)]:
+            raise ValueError(f"{path} cannot join the run: it is not written for ONNX opset {opset} alone (export it "
+                             "with that --opset, and join float files, not their int8 copies)")
 
     def logits(self, x: np.ndarray, size: int) -> np.ndarray:
         """Its logits for normalised images of `size` px, enlarged to its own size as its graph
@@ -166,13 +170,10 @@ class JoinedFile:
 def join_graphs(protos: list, counts: list[int], sizes: list[int]):
     """One ONNX graph reading the first graph's input (`sizes[0]` px) through every graph, a larger
     one's input enlarged in the graph (Resize, linear, half-pixel centres), and giving the mean of
-    their logits weighted by `counts` (the networks each holds, so that each network weighs the same)."""
+    their logits weighted by `counts` (the networks each holds, so that each network weighs the same).
+    The graphs share one ONNX opset (`JoinedFile` checks the files)."""
     import onnx
     from onnx import compose, helper, numpy_helper
-    opsets = {tuple((o.domain, o.version) for o in p.opset_import) for p in protos}
-    if len(opsets) > 1:
-        raise ValueError("the files to join use different ONNX operator sets: export them with the same --opset, "
-                         "and join float files, not their int8 copies")
     graph_input, graph_output = protos[0].graph.input[0], protos[0].graph.output[0]
     nodes, weights, parts = [], [], []
     for i, (proto, count, size) in enumerate(zip(protos, counts, sizes)):
