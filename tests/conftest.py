@@ -125,3 +125,11 @@ def serve_process(*args: str, env: dict | None = None, log: str | None = None):
         proc.wait(10)
         if log:
             out.close()
+
+
+def int8_weight_range(path: str) -> tuple[int, int]:
+    """The smallest and largest stored value of an int8 ONNX file's int8 weights."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    values = [numpy_helper.to_array(w) for w in onnx.load(path).graph.initializer if w.data_type == TensorProto.INT8]
+    return int(min(v.min() for v in values)), int(max(v.max() for v in values))

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, face_like, jpeg_bytes, synthetic_split_folders, write_tree
+from conftest import REPO, face_like, int8_weight_range, jpeg_bytes, synthetic_split_folders, write_tree
 from emoscope.train import TrainConfig
 
 PY = sys.executable
@@ -105,6 +105,7 @@ def test_export_onnx_roundtrip(tiny_data, tmp_path):
     report = export_onnx(cfg.out, str(tmp_path / "m.onnx"), int8=str(tmp_path / "m8.onnx"))
     assert report["max_abs_diff"] < 1e-3 and report["opset"] >= 17 and report["temperature"] > 0
     assert report["int8"]["bytes"] < 0.5 * report["bytes"]
+    assert int8_weight_range(str(tmp_path / "m8.onnx")) == (-64, 64)  # 7-bit weights: exact on AVX2-only CPUs
     half = export_onnx(cfg.out, str(tmp_path / "h.onnx"), fp16_weights=True)  # weights stored as fp16
     assert half["fp16_weights"]["bytes"] < 0.55 * report["bytes"] and half["fp16_weights"]["max_abs_diff"] < 1e-2
     assert ExpressionClassifier(str(tmp_path / "h.onnx")).meta.temperature == round(half["temperature"], 4)  # metadata kept
@@ -470,7 +471,8 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
     first run's size, and the other member its input resized in the graph as the data loader and the
     runtime's crop would (bilinear to enlarge, 2x2 means, OpenCV's area rule, to shrink), in torch and
     in the ONNX file; a size that is no whole factor of the input is refused in plain words. An
-    exported file joins a run the same way (`export --join`)."""
+    exported file joins a run the same way (`export --join`), and files join one another with no run,
+    each bringing the networks picked from it."""
     import cv2
     import onnxruntime as ort
     import torch
@@ -518,8 +520,25 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
     meta = read_metadata(sess, str(tmp_path / "three.onnx"))
     assert meta.input_size == (48, 48) and meta.extra["joined"] == ["pair.onnx"]
     assert meta.extra["architecture"] == "resnet_fer + resnet_fer + resnet_fer"
-    for joined, says in (("e48-int8.onnx", "join float files, not their int8 copies"), ("nothing.onnx", "does not exist")):
-        r = run_cli("export", str(tmp_path / "s96"), "--join", str(tmp_path / joined), "--out", str(tmp_path / "bad.onnx"))
+    # files join one another with no run, calibrated on a recipe's validation data, each keeping the
+    # networks named after its path (in the order of its architecture): networks 0 and 1 of the
+    # three are the 96 px network and the 48 px one, that is the first ensemble again
+    recipe = str(tmp_path / "s48" / "config.json")
+    r = run_cli("export", "--config", recipe, "--join", f"{tmp_path / 'three.onnx'}:0,1", "--out",
+                str(tmp_path / "picked.onnx"), "--int8", str(tmp_path / "picked-int8.onnx"))
+    assert r.returncode == 0, r.stderr
+    sess = ort.InferenceSession(str(tmp_path / "picked.onnx"), providers=["CPUExecutionProvider"])
+    assert np.allclose(sess.run(None, {"input": x48.numpy()})[0], wants["e48"][1].numpy(), atol=1e-4)
+    meta = read_metadata(sess, str(tmp_path / "picked.onnx"))
+    assert meta.extra["architecture"] == "resnet_fer + resnet_fer" and meta.extra["joined"] == ["three.onnx:0,1"]
+    assert meta.input_size == (48, 48) and len(meta.class_bias) == 7
+    for args, says in (([str(tmp_path / "s96"), "--join", str(tmp_path / "e48-int8.onnx")], "join float files, not their int8 copies"),
+                       ([str(tmp_path / "s96"), "--join", str(tmp_path / "nothing.onnx")], "does not exist"),
+                       (["--config", recipe, "--join", f"{tmp_path / 'three.onnx'}:1,3"], "holds networks 0 to 2"),
+                       (["--join", str(tmp_path / "three.onnx")], "and the --config of the recipe"),
+                       ([str(tmp_path / "s96"), "--config", recipe, "--join", str(tmp_path / "three.onnx")],
+                        "a run brings its own recipe")):
+        r = run_cli("export", *args, "--out", str(tmp_path / "bad.onnx"))
         assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
     face = np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)  # the 2x2 mean is the area rule
     pooled = F.avg_pool2d(torch.from_numpy(face).float()[None, None], 2)[0, 0].numpy()

@@ -14,7 +14,8 @@ def add_models_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run folder (uses best.pt) or a checkpoint file")
+    p.add_argument("run", nargs="?", help="run folder (uses best.pt) or a checkpoint file; leave it out to join "
+                   "--join's files alone, calibrated on --config's validation data")
     p.add_argument("--out", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--temperature", type=float, help="fixed temperature (default: fitted on the validation split)")
@@ -28,7 +29,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--join", nargs="+", metavar="FILE.onnx",
                    help="emoscope ONNX files (float, not int8) whose networks join the run's in one ensemble, each "
                         "network weighing the same, as `emoscope ensemble` would join their runs; for files whose "
-                        "run folders are not at hand. Calibrated afresh on the run's validation data")
+                        "run folders are not at hand. Calibrated afresh on the run's validation data. FILE.onnx:0,2 "
+                        "keeps only that file's networks 0 and 2 (in the order of its architecture)")
+    p.add_argument("--config", help="with --join and no run: the training recipe (JSON/TOML) whose validation data "
+                   "calibrates the joined files")
     p.add_argument("--int8", help="also write a static int8 (QDQ) copy to this path")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store the file's weights as fp16, cast back to fp32 when it is loaded: half the size, "
@@ -55,11 +59,13 @@ def run_export(args) -> int:
     from .onnx import export_onnx
     crop = {k: v for k, v in (("margin", args.margin), ("square", args.square), ("equalize", args.equalize))
             if v is not None}
+    if args.run and args.config:
+        raise SystemExit("emoscope export: --config is for joining files with no run; a run brings its own recipe")
     try:
         report = export_onnx(args.run, args.out, temperature=args.temperature, opset=args.opset, crop=crop,
                              use_ema=not args.no_ema, int8=args.int8, class_bias=not args.no_class_bias,
                              bias_objective=args.offsets_for, bias_cap=args.offsets_cap, join=args.join,
-                             fp16_weights=args.fp16_weights)
+                             fp16_weights=args.fp16_weights, config=args.config)
     except ValueError as exc:
         raise SystemExit(f"emoscope export: {exc}")
     print(json.dumps(report, indent=1))

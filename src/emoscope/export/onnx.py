@@ -3,11 +3,13 @@ lets anyone preprocess correctly without our code (classes, input size, colour, 
 temperature, valence thresholds; `emoscope.contract`). An ensemble (`emoscope ensemble`) is one graph
 whose output is the mean of its members' logits. Files exported before may join a run's model as
 more members (`join`), for when their run folders are not at hand: one graph again, each network
-weighing the same, calibrated afresh on the run's validation data."""
+weighing the same, calibrated afresh on the run's validation data; or join one another with no run,
+calibrated on a recipe's validation data, each keeping some of its networks (`FILE.onnx:0,2`)."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -22,10 +24,11 @@ from ..train.config import TrainConfig
 from ..models.checkpoint import LogitMean, Resized, load_run_model, predict_logits
 
 
-def export_onnx(run: str, out: str, temperature: float | None = None, opset: int = 18,
+def export_onnx(run: str | None, out: str, temperature: float | None = None, opset: int = 18,
                 crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
                 int8: str | None = None, class_bias: bool = True, bias_objective: str = "balanced",
-                bias_cap: float | None = None, join: list[str] | None = None, fp16_weights: bool = False) -> dict:
+                bias_cap: float | None = None, join: list[str] | None = None, fp16_weights: bool = False,
+                config: str | None = None) -> dict:
     """Write `out` (.onnx). If `temperature` is None it is fitted on the validation splits of all
     the run's sources together. The valence thresholds are fitted on the validation photos of its
     detector-cropped (real-face) sources, when it has any. With `class_bias`, per-class logit offsets
@@ -37,54 +40,71 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     With `int8`, also write a statically quantised copy there, calibrated on validation images.
     With `join`, emoscope ONNX files (over the same classes, colour and crop) whose networks join the
     run's as members of one ensemble (`join_graphs`); it reads the smallest input size among them.
+    A file named `FILE.onnx:0,2` brings only those of its networks (`select_networks`). With no
+    `run`, the joined files alone make the model, calibrated on the validation data of the training
+    recipe `config` (a file records its networks, not its recipe).
     With `fp16_weights`, `out` stores its weights as fp16 once the int8 copy is made from it
     (`store_weights_fp16`).
 
-    Returns a report: path, size, max |torch - onnxruntime| on validation images, temperature.
+    Returns a report: path, size, max |logits - the file's| on validation images (torch's for a run,
+    the joined files' own), temperature.
     """
     import onnx
     import onnxruntime as ort
 
-    model, cfg, classes = load_run_model(run, use_ema)
-    cfg = asdict(TrainConfig.from_dict(cfg))
-    names = model.names if isinstance(model, LogitMean) else [cfg["model"]]
+    if run is not None:
+        model, cfg, classes = load_run_model(run, use_ema)
+        cfg = asdict(TrainConfig.from_dict(cfg))
+        names = model.names if isinstance(model, LogitMean) else [cfg["model"]]
+    elif join and config:  # a file records its networks, not its recipe: the recipe's validation data
+        model, cfg, names = None, asdict(TrainConfig.load(config)), []
+        classes = JoinedFile.classes_of(join[0])
+    else:
+        raise ValueError("give a run folder, or files to --join and the --config of the recipe whose validation data "
+                         "calibrates them")
     members = [JoinedFile(path, cfg, classes, opset) for path in join or []]
-    size = min([cfg["img_size"]] + [m.size for m in members])
-    if size != cfg["img_size"]:
-        model, cfg["img_size"] = Resized(model, cfg["img_size"], size).eval(), size
+    size = min([cfg["img_size"]] * (model is not None) + [m.size for m in members])
+    if model is not None and size != cfg["img_size"]:
+        model = Resized(model, cfg["img_size"], size).eval()
+    cfg["img_size"] = size
     vals = [s.data.split("val") for s in run_sources(cfg)]
     val = Dataset.concat(vals)
-    torch_logits = predict_logits(model, val.images, channels_last=False, bf16=False)
     x = normalize_u8(val.images)
-    if members:  # the joined graph's logits: each network weighs the same
-        counts = [len(names)] + [len(m.names) for m in members]
-        joined = sum(n * m.logits(x, size) for n, m in zip(counts[1:], members))
-        torch_logits = (counts[0] * torch_logits + joined) / sum(counts)
-        names = names + [n for m in members for n in m.names]
+    counts = [len(names)] * (model is not None) + [len(m.names) for m in members]
+    parts = [predict_logits(model, val.images, channels_last=False, bf16=False)] if model is not None else []
+    parts += [m.logits(x, size) for m in members]
+    # the file's logits (torch's for a run, onnxruntime's for joined files): each network weighs the same
+    val_logits = sum(n * part for n, part in zip(counts, parts)) / sum(counts)
+    names = names + [n for m in members for n in m.names]
     if temperature is None:
-        temperature = fit_temperature(torch_logits, val.labels)
+        temperature = fit_temperature(val_logits, val.labels)
     source_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(vals)])
     primary = source_of == 0
-    bias = fit_class_bias(torch_logits[primary], val.labels[primary], temperature, source_of[primary],
+    bias = fit_class_bias(val_logits[primary], val.labels[primary], temperature, source_of[primary],
                           objective=bias_objective, cap=bias_cap) if class_bias else None
     valence = None
     real = np.concatenate([np.full(len(v), i > 0 and bool(cfg["sources"][i - 1].get("faces")))
                            for i, v in enumerate(vals)])
     if real.any():
-        valence = fit_valence(softmax(torch_logits[real], temperature, bias), val.labels[real], classes).to_dict()
+        valence = fit_valence(softmax(val_logits[real], temperature, bias), val.labels[real], classes).to_dict()
     in_chans = 1 if cfg["color"] == "gray" else 3
-    dummy = torch.zeros(2, in_chans, size, size)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.onnx.export(model, (dummy,), out, input_names=["input"], output_names=["logits"], opset_version=opset,
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    proto = onnx.load(out)
+    protos = []
+    if model is not None:
+        torch.onnx.export(model, (torch.zeros(2, in_chans, size, size),), out, input_names=["input"],
+                          output_names=["logits"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        protos.append(onnx.load(out))
     training_data = [cfg["data"]] + [s["data"] for s in cfg["sources"]]
     extra = {"architecture": " + ".join(names), "producer": "emoscope", "holdout": {k: cfg[k] for k in HOLDOUT_KEYS},
              "training_data": training_data}
     if members:
-        proto = join_graphs([proto] + [m.proto for m in members], counts, [size] + [m.size for m in members])
+        protos += [m.proto for m in members]
+        proto = join_graphs(protos, counts, [size] * (model is not None) + [m.size for m in members])
         extra["training_data"] = list(dict.fromkeys(training_data + [d for m in members for d in m.training_data]))
-        extra["joined"] = [os.path.basename(m.path) for m in members]
+        extra["joined"] = [m.name for m in members]
+    else:
+        proto = protos[0]
     if valence:
         extra["valence"] = valence
     meta = ModelMeta(classes, (size, size), cfg["color"], NORM_MEAN, NORM_STD, CropRule.from_dict({**cfg["crop"], **(crop or {})}),
@@ -94,7 +114,7 @@ def export_onnx(run: str, out: str, temperature: float | None = None, opset: int
     onnx.save(proto, out)
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     ort_logits = sess.run(None, {"input": x[:512]})[0]
-    diff = float(np.abs(ort_logits - torch_logits[:512]).max())
+    diff = float(np.abs(ort_logits - val_logits[:512]).max())
     report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
               "class_bias": bias, "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
     if int8:
@@ -132,16 +152,18 @@ def store_weights_fp16(path: str) -> None:
 
 
 class JoinedFile:
-    """An emoscope ONNX file joining a run's model (`export_onnx(join=...)`): its graph, the networks
-    it holds, its input size, checked against the run's classes, colour and crop and the export's
-    opset before any work is done."""
+    """An emoscope ONNX file joining a run's model or other files (`export_onnx(join=...)`): its
+    graph, the networks it holds, its input size, checked against the run's classes, colour and crop
+    and the export's opset before any work is done. `FILE.onnx:0,2` keeps only its networks 0 and 2
+    (in the order of its `architecture`)."""
 
-    def __init__(self, path: str, cfg: dict, classes: list[str], opset: int):
+    def __init__(self, spec: str, cfg: dict, classes: list[str], opset: int):
         import onnx
         from ..runtime.classifier import read_metadata
-        from ..runtime.session import cpu_session
+        self.name = os.path.basename(spec)
+        path, keep = self.parse(spec)
         self.path = path
-        self.session = cpu_session(path)
+        self.session = self.open(path)
         meta = read_metadata(self.session, path)
         if meta.output != "logits":
             raise ValueError(f"{path}: its output is {meta.output}, not logits, so its networks cannot join an ensemble")
@@ -156,6 +178,37 @@ class JoinedFile:
         if [(o.domain or "ai.onnx", o.version) for o in self.proto.opset_import] != [("ai.onnx", opset)]:
             raise ValueError(f"{path} cannot join the run: it is not written for ONNX opset {opset} alone (export it "
                              "with that --opset, and join float files, not their int8 copies)")
+        if keep is not None:
+            if not keep or max(keep) >= len(self.names) or len(set(keep)) < len(keep):
+                raise ValueError(f"{spec}: it holds networks 0 to {len(self.names) - 1} ({' + '.join(self.names)}); "
+                                 "name each to keep once")
+            self.proto = select_networks(self.proto, keep, len(self.names), path)
+            self.names = [self.names[i] for i in keep]
+            self.session = self.open(self.proto.SerializeToString())
+
+    @staticmethod
+    def parse(spec: str) -> tuple[str, list[int] | None]:
+        """`FILE.onnx:0,2` -> (FILE.onnx, [0, 2]); a plain path keeps every network (None)."""
+        path, _, keep = spec.rpartition(":")
+        if path and re.fullmatch(r"\d+(,\d+)*", keep):
+            return path, [int(i) for i in keep.split(",")]
+        return spec, None
+
+    @staticmethod
+    def open(source):
+        """An onnxruntime CPU session on a file's path or a graph's bytes."""
+        from ..runtime.session import cpu_session
+        if isinstance(source, bytes):
+            import onnxruntime as ort
+            return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+        return cpu_session(source)
+
+    @classmethod
+    def classes_of(cls, spec: str) -> list[str]:
+        """The classes a file reads, for joining files with no run."""
+        from ..runtime.classifier import read_metadata
+        path = cls.parse(spec)[0]
+        return read_metadata(cls.open(path), path).classes
 
     def logits(self, x: np.ndarray, size: int) -> np.ndarray:
         """Its logits for normalised images of `size` px, enlarged to its own size as its graph
@@ -165,6 +218,55 @@ class JoinedFile:
             t = torch.nn.functional.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False)
         name = self.session.get_inputs()[0].name
         return np.concatenate([self.session.run(None, {name: t[i:i + 512].numpy()})[0] for i in range(0, len(t), 512)])
+
+
+def network_logits(graph) -> list[str]:
+    """The tensors holding each network's logits in an emoscope graph, in the order of its
+    `architecture`: followed back from the output through the two ways emoscope averages networks,
+    a joined file's sum of weighted parts (`join_graphs`) and an ensemble's mean of its members'
+    stacked logits (`LogitMean`); a network's own graph ends in neither."""
+    producer = {name: node for node in graph.node for name in node.output}
+    scalars = {w.name for w in graph.initializer if not w.dims}
+
+    def walk(name: str) -> list[str]:
+        node = producer.get(name)
+        if node is not None and node.op_type == "Sum":
+            return [t for part in node.input for t in walk(part)]
+        if node is not None and node.op_type == "Mul" and node.input[1] in scalars and node.input[1].endswith("/weight"):
+            return walk(node.input[0])
+        stacked = producer.get(node.input[0]) if node is not None and node.op_type == "ReduceMean" else None
+        if stacked is not None and stacked.op_type == "Concat" and all(
+                producer.get(i) is not None and producer[i].op_type == "Unsqueeze" for i in stacked.input):
+            return [t for i in stacked.input for t in walk(producer[i].input[0])]
+        return [name]
+    return walk(graph.output[0].name)
+
+
+def select_networks(proto, keep: list[int], networks: int, path: str):
+    """A graph of only the networks `keep` (indices in the order of `network_logits`) of an emoscope
+    file holding `networks`, whose output is the mean of their logits (each weighing the same)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    outputs = network_logits(proto.graph)
+    if len(outputs) != networks:
+        raise ValueError(f"{path}: its graph does not show its {networks} networks apart, so none can be picked")
+    producer = {name: node for node in proto.graph.node for name in node.output}
+    needed, todo = set(), [outputs[i] for i in keep]
+    while todo:  # every tensor the kept networks' logits are computed from
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(producer[name].input if name in producer else [])
+    nodes = [n for n in proto.graph.node if any(o in needed for o in n.output)]
+    weights = [w for w in proto.graph.initializer if w.name in needed]
+    weights.append(numpy_helper.from_array(np.array(1 / len(keep), np.float32), "selected/weight"))
+    for i in keep:
+        nodes.append(helper.make_node("Mul", [outputs[i], "selected/weight"], [f"selected/{i}"]))
+    nodes.append(helper.make_node("Sum", [f"selected/{i}" for i in keep], [proto.graph.output[0].name]))
+    graph = helper.make_graph(nodes, proto.graph.name, list(proto.graph.input), list(proto.graph.output), weights)
+    selected = helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    onnx.checker.check_model(selected)
+    return selected
 
 
 def join_graphs(protos: list, counts: list[int], sizes: list[int]):
@@ -202,7 +304,11 @@ def join_graphs(protos: list, counts: list[int], sizes: list[int]):
 
 def quantize_int8(src: str, dst: str, calibration: np.ndarray) -> dict:
     """Static int8 quantisation (QDQ, per-channel weights) calibrated on normalised images
-    (N, C, H, W float32); the metadata is carried over unchanged."""
+    (N, C, H, W float32); the metadata is carried over unchanged. The weights use 7 of the 8 bits
+    (`reduce_range`): on x86 CPUs without VNNI (AVX2 only, e.g. AMD Zen 2 and 3) onnxruntime's
+    int8 kernels add pairs of uint8 x int8 products in 16 bits, which full-range weights overflow;
+    the shipped three-network file lost 0.7 points of FER+ PrivateTest accuracy there (85.8%
+    against 86.6% in fp32) and reads 86.9% with 7-bit weights."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -216,7 +322,7 @@ def quantize_int8(src: str, dst: str, calibration: np.ndarray) -> dict:
 
     pre = dst + ".pre.onnx"
     quant_pre_process(src, pre)
-    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     os.remove(pre)
     proto = onnx.load(dst)
