@@ -536,6 +536,8 @@ def test_an_ensemble_reads_members_trained_at_other_input_sizes(tiny_data, tmp_p
                        ([str(tmp_path / "s96"), "--join", str(tmp_path / "nothing.onnx")], "does not exist"),
                        (["--config", recipe, "--join", f"{tmp_path / 'three.onnx'}:1,3"], "holds networks 0 to 2"),
                        (["--join", str(tmp_path / "three.onnx")], "and the --config of the recipe"),
+                       (["--config", str(tmp_path / "none.json"), "--join", str(tmp_path / "three.onnx")],
+                        "the recipe " + str(tmp_path / "none.json") + " does not exist"),
                        ([str(tmp_path / "s96"), "--config", recipe, "--join", str(tmp_path / "three.onnx")],
                         "a run brings its own recipe")):
         r = run_cli("export", *args, "--out", str(tmp_path / "bad.onnx"))

@@ -18,8 +18,9 @@ from .analyzer import DETECT_EVERY
 from .inputs import expand_inputs, is_video
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="expression ONNX model, or `fast` for the smaller embedded ensemble "
-                   "(about 1.5x the speed; default: the embedded three-network ensemble)")
+    p.add_argument("--model", help="expression ONNX model, or `fast` for the two-CNN ensemble that was the "
+                   "default until 2026-12-06 (default: the embedded EfficientNet-Lite0 + CNN ensemble, "
+                   "faster and more robust)")
     p.add_argument("--detector", default="yunet", choices=["yunet", "full-frame"],
                    help="face detector; full-frame treats each image as one face crop")
     p.add_argument("--detector-model", help="YuNet ONNX path (else $EMOSCOPE_YUNET_MODEL, cache, download)")

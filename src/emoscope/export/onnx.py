@@ -57,6 +57,8 @@ def export_onnx(run: str | None, out: str, temperature: float | None = None, ops
         cfg = asdict(TrainConfig.from_dict(cfg))
         names = model.names if isinstance(model, LogitMean) else [cfg["model"]]
     elif join and config:  # a file records its networks, not its recipe: the recipe's validation data
+        if not os.path.isfile(config):
+            raise ValueError(f"the recipe {config} does not exist")
         model, cfg, names = None, asdict(TrainConfig.load(config)), []
         classes = JoinedFile.classes_of(join[0])
     else:

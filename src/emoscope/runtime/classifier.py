@@ -19,8 +19,9 @@ def read_metadata(session: ort.InferenceSession, path: str) -> ModelMeta:
 
 
 # The embedded int8 model is the default: about 4x faster than fp32 at the same accuracy
-# (docs/model-card.md); "expression" names the fp32 original. "fast" is the smaller ensemble that
-# was the default before it (two networks at 48 px instead of three), about 1.5x its speed.
+# (docs/model-card.md); "expression" names the fp32 original. "fast" is the two-CNN ensemble that
+# was the default from 2026-12-03 to 2026-12-06, named when it was the faster one; since 2026-12-07
+# the default (EfficientNet-Lite0 and one CNN) is faster than it, and it is kept for comparison.
 DEFAULT_MODEL = "expression-int8"
 EMBEDDED_ALIASES = {"fast": "expression-fast-int8"}
 
