@@ -15,7 +15,7 @@ import numpy as np
 
 from emoscope.contract import normalize_u8
 from emoscope.data.dataset import run_sources
-from emoscope.export.onnx import quantize_int8
+from emoscope.export.onnx import CALIBRATION_IMAGES, quantize_int8
 from emoscope.runtime import ExpressionClassifier
 from emoscope.train.config import TrainConfig
 
@@ -25,7 +25,7 @@ def main() -> None:
     cfg = asdict(TrainConfig.load(recipe))
     cfg["img_size"] = ExpressionClassifier(fp32).meta.input_size[0]
     primary_val = run_sources(cfg)[0].data.split("val")
-    print(quantize_int8(fp32, int8, np.ascontiguousarray(normalize_u8(primary_val.images[:1024]))))
+    print(quantize_int8(fp32, int8, np.ascontiguousarray(normalize_u8(primary_val.images[:CALIBRATION_IMAGES]))))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from ..metrics import softmax
 from ..train.config import TrainConfig
 from ..models.checkpoint import LogitMean, Resized, load_run_model, predict_logits
 
+CALIBRATION_IMAGES = 1024  # the int8 copy's calibration: the first validation images (the primary source's)
+
 
 def export_onnx(run: str | None, out: str, temperature: float | None = None, opset: int = 18,
                 crop: dict | None = None, use_ema: bool = True, extra_meta: dict | None = None,
@@ -120,7 +122,7 @@ def export_onnx(run: str | None, out: str, temperature: float | None = None, ops
     report = {"path": out, "bytes": os.path.getsize(out), "max_abs_diff": diff, "temperature": float(temperature),
               "class_bias": bias, "valence": valence, "crop": asdict(meta.crop), "opset": opset, "classes": classes}
     if int8:
-        report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:1024]))
+        report["int8"] = quantize_int8(out, int8, np.ascontiguousarray(x[:CALIBRATION_IMAGES]))
     if fp16_weights:
         store_weights_fp16(out)
         sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
