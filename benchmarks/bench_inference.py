@@ -2,7 +2,9 @@
 - the classifier's faces/s (batched);
 - end to end on a 640x480 video with one face: default settings (detect-then-track) against
   full-frame detection on every frame, with the face found in how many frames and the mean IoU of
-  the default boxes against the per-frame ones; the detector at 320 px too;
+  the default boxes against the per-frame ones; the detector at 320 px too, and a tracked face's
+  expression read every other frame (`--classify-every 2`; what that changes in the readings:
+  experiments/classify_every.py);
 - a 1280x720 video tiled from the samples (at least 5 faces): FPS at default settings;
 - the webcam path (`emoscope webcam --no-window` on a file source): per-frame latency p50/p95;
 - peak RSS of the video pipeline;
@@ -30,7 +32,7 @@ import cv2
 import numpy as np
 
 from emoscope.analyze import Analyzer
-from emoscope.analyze.analyzer import DETECT_EVERY
+from emoscope.analyze.analyzer import CLASSIFY_EVERY, DETECT_EVERY
 from emoscope.analyze.tracking import iou
 from emoscope.memory import peak_rss_mb
 from emoscope.runtime import ExpressionClassifier
@@ -98,7 +100,7 @@ def child(args) -> None:
     """One pipeline on one video: FPS, frames with a face, the largest box per frame, peak RSS."""
     a = Analyzer(args.model, detector_model=YUNET, threads=args.threads, detect_max_side=args.detect_side,
                  detect_every=args.detect_every, mesh=args.mesh, mesh_model=LANDMARKER if args.mesh else None,
-                 seed_mesh=args.seed_mesh)
+                 seed_mesh=args.seed_mesh, classify_every=args.classify_every)
     for _ in a.iter_video(args.video, max_frames=10, progress=False):  # warm-up, as fer gets below
         pass
     boxes, frames, found, faces = [], 0, 0, 0
@@ -113,10 +115,12 @@ def child(args) -> None:
                       "boxes": boxes, "rss": peak_rss_mb(), "torch": "torch" in sys.modules}))
 
 
-def run_child(video: str, args, side: int, every: int, mesh: bool = False, seed_mesh: bool = True) -> dict:
+def run_child(video: str, args, side: int, every: int, mesh: bool = False, seed_mesh: bool = True,
+              classify_every: int = CLASSIFY_EVERY) -> dict:
     """The fastest of `args.repeats` child runs (the peak RSS: the largest)."""
     cmd = [sys.executable, __file__, "--video", video, "--threads", str(args.threads), "--detect-side", str(side),
-           "--detect-every", str(every)] + (["--model", args.model] if args.model else []) + (["--mesh"] if mesh else [])
+           "--detect-every", str(every), "--classify-every", str(classify_every)]
+    cmd += (["--model", args.model] if args.model else []) + (["--mesh"] if mesh else [])
     cmd += [] if seed_mesh else ["--no-seed-mesh"]
     runs = [json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             for _ in range(args.repeats)]
@@ -234,6 +238,7 @@ def main(args) -> dict:
     per_frame = run_child(video, args, 640, 1)
     default = run_child(video, args, 640, DETECT_EVERY)
     small = run_child(video, args, 320, DETECT_EVERY)
+    halved = run_child(video, args, 640, DETECT_EVERY, classify_every=2)
     n = default["frames"]
     result.update({
         "fps_default": round(default["fps"], 1), "ms_per_frame_default": round(1000 / default["fps"], 2),
@@ -243,9 +248,10 @@ def main(args) -> dict:
         "ms_per_frame_per_frame_detection": round(1000 / per_frame["fps"], 2),
         "frames_with_face_per_frame_detection": f"{per_frame['found']}/{per_frame['frames']}",
         "fps_default_detect320": round(small["fps"], 1),
+        "fps_classify_every2": round(halved["fps"], 1),
         "pipeline_peak_rss_mb": round(max(c["rss"] for c in (per_frame, default, small)), 1),
         "fit_flag_ms_per_face": round(fit_flag_ms_per_face(video), 3),
-        "torch_imported": any(c["torch"] for c in (per_frame, default, small)),
+        "torch_imported": any(c["torch"] for c in (per_frame, default, small, halved)),
     })
     # its share of the default path's time a frame (it runs inside it: target < 5%)
     result["fit_flag_share_of_default_frame"] = round(
@@ -274,7 +280,8 @@ def main(args) -> dict:
         result.update({"fer_ms_per_frame": round(ms, 2), "fer_frames_with_face": f"{found}/100",
                        "speedup_vs_fer_default": round(ms / result["ms_per_frame_default"], 1),
                        "speedup_vs_fer_per_frame_detection": round(ms / result["ms_per_frame_per_frame_detection"], 1),
-                       "speedup_vs_fer_default_detect320": round(ms * small["fps"] / 1000, 1)})
+                       "speedup_vs_fer_default_detect320": round(ms * small["fps"] / 1000, 1),
+                       "speedup_vs_fer_classify_every2": round(ms * halved["fps"] / 1000, 1)})
         if args.with_mesh:
             result["speedup_vs_fer_mesh"] = round(ms / result["ms_per_frame_mesh"], 1)
         ms, found = fer_ms_per_frame(args.fer_python, tiled, args.repeats)
@@ -291,6 +298,7 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=3, help="runs of each timing; the fastest is kept")
     p.add_argument("--detect-side", type=int, default=640, help=argparse.SUPPRESS)   # child mode
     p.add_argument("--detect-every", type=int, default=DETECT_EVERY, help=argparse.SUPPRESS)
+    p.add_argument("--classify-every", type=int, default=CLASSIFY_EVERY, help=argparse.SUPPRESS)
     p.add_argument("--with-mesh", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the face landmarker (--mesh) alone and on the one-face video")
     p.add_argument("--video", help=argparse.SUPPRESS)  # child mode: one pipeline, report its own peak RSS

@@ -301,6 +301,52 @@ def test_tracker_keeps_ids_through_gaps():
     assert ids20[0] not in ids0
 
 
+def test_tracker_presumes_only_sure_matches_and_carries_readings():
+    t = Tracker(max_gap=4, classify_every=2)
+    p = np.full((2, 7), 1 / 7)
+    ids, _ = t.update(0, [(0, 0, 50, 50), (200, 0, 50, 50)], p)
+    # a box a track's prediction overlaps by IoU >= 0.5 is presumed to be it; a box moved half its
+    # size (IoU 1/3) is not sure, nor a box no track is near; a known id stays
+    assert t.presume(1, [(5, 0, 50, 50), (225, 0, 50, 50), (400, 0, 50, 50)], [None] * 3) == [ids[0], None, None]
+    assert t.presume(1, [(5, 0, 50, 50), (200, 0, 50, 50)], [ids[1], None]) == [ids[1], None]
+    # one box a track: the better overlap wins
+    assert t.presume(1, [(10, 0, 50, 50), (2, 0, 50, 50)], [None, None]) == [None, ids[0]]
+    reading = np.eye(7)[3]
+    t.remember(ids[0], 0, reading, None)
+    probs, gender = t.reading(ids[0], 1)
+    assert probs is reading and gender is None
+    assert t.reading(ids[0], 2) is None and t.reading(ids[1], 1) is None
+    assert t.reading(None, 1) is None
+
+
+@pytest.mark.slow
+def test_expressions_read_every_other_frame_are_carried_between(samples, yunet):
+    """`classify_every=2`: each tracked face is read by the classifier in every other frame and its
+    last reading carried into the frame between (the same raw probabilities); a face seen for the
+    first time is always read; boxes and tracks are those of reading every frame."""
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    every_frame = Analyzer(detector_model=yunet, threads=1)
+    halved = Analyzer(detector_model=yunet, threads=1, classify_every=2)
+    seen: dict[int, tuple] = {}
+    carried = read_again = 0
+    frames = zip(every_frame.iter_video(clip, max_frames=40, progress=False),
+                 halved.iter_video(clip, max_frames=40, progress=False))
+    for (index, _, _, full), (_, _, _, faces) in frames:
+        assert [(f.box, f.track_id) for f in faces] == [(f.box, f.track_id) for f in full]
+        assert all(f.classified for f in full)
+        for f in faces:
+            last = seen.get(f.track_id)
+            if last is None:
+                assert f.classified
+            elif not f.classified:
+                assert last[0] == index - 1 and last[1] and f.raw_probs == last[2]
+                carried += 1
+            else:
+                read_again += 1
+            seen[f.track_id] = (index, f.classified, f.raw_probs)
+    assert carried >= 20 and read_again <= carried + 5  # about one reading in two, once a face is tracked
+
+
 @pytest.mark.slow
 def test_inference_side_never_imports_torch(samples, yunet):
     """The core install has neither torch nor matplotlib: photos and videos are analysed without

@@ -55,6 +55,9 @@ def to_bgr(image) -> np.ndarray:
 # its size around its predicted box, resized to LOCAL_SIDE pixels (benchmarks/bench_inference.py
 # measured the choice).
 DETECT_EVERY = 5
+# A tracked face's expression is read every CLASSIFY_EVERY source frames and carried in between
+# (new faces and faces whose track is unsure are always read).
+CLASSIFY_EVERY = 1
 LOCAL_WINDOW = 2.0
 LOCAL_SIDE = 96
 THUMBNAIL_SIDE = 64
@@ -76,14 +79,16 @@ class Analyzer:
     blendshapes together (`Face.expression_from`). With the mesh on, a tracked face between
     full-frame detections is found from its previous frame's mesh, as MediaPipe tracks, and
     re-detected only where that mesh loses it (`seed_mesh=False`: re-detected in every frame); its
-    `score` is then its last detection's.
+    `score` is then its last detection's. In videos a tracked face's expression is read by the
+    classifier every `classify_every` source frames and its last reading carried in between (with
+    the mesh on, fused with each frame's own blendshapes); `Face.classified` says which.
     """
 
     def __init__(self, model: str | None = None, detector: str = "yunet", detector_model: str | None = None,
                  threads: int = 0, flip_tta: bool = False, align: bool = False, gender: bool = False,
                  max_faces: int | None = None, min_score: float = 0.6, detect_max_side: int = DETECT_MAX_SIDE,
                  detect_every: int = DETECT_EVERY, mesh: bool = False, mesh_model: str | None = None,
-                 seed_mesh: bool = True):
+                 seed_mesh: bool = True, classify_every: int = CLASSIFY_EVERY):
         # with the mesh on, the landmarker's thread has a core of its own
         self.classifier = ExpressionClassifier(model, max(1, (threads or os.cpu_count() or 1) - 1) if mesh else threads,
                                                flip_tta, align)
@@ -95,6 +100,7 @@ class Analyzer:
         self.local_detector = (create_detector(detector, detector_model, **{**kw, "max_side": LOCAL_SIDE, "threads": 1})
                                if yunet else None)
         self.detect_every = check_every(detect_every)
+        self.classify_every = check_every(classify_every)
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
         # one thread: the landmark network is small, and a second thread only adds synchronisation
@@ -119,6 +125,24 @@ class Analyzer:
         probs = self.classifier.predict_faces(img, boxes, lms)
         gender = self.gender.predict_faces(img, boxes, lms) if self.gender else None
         return probs, gender
+
+    def _read(self, frame: np.ndarray, tracker: Tracker, index: int, dets: list[Detection],
+              known: list) -> tuple[np.ndarray, np.ndarray | None, list[bool]]:
+        """Each face's image probabilities (and gender): classified in this frame, or its track's
+        last reading carried while that is fresh (`Tracker.reading`). Also says which were classified."""
+        carried = [tracker.reading(tid, index) for tid in known]
+        fresh = [c is None for c in carried]
+        read = [d for d, f in zip(dets, fresh) if f]
+        probs, gender = self._classify(frame, read)
+        if all(fresh):
+            return probs, gender, fresh
+        rows, genders, new = [], [], iter(range(len(read)))
+        for c in carried:
+            i = None if c is not None else next(new)
+            rows.append(c[0] if c is not None else probs[i])
+            if self.gender is not None:
+                genders.append(c[1] if c is not None else gender[i])
+        return np.stack(rows), np.stack(genders) if self.gender is not None else None, fresh
 
     def _detect(self, img: np.ndarray) -> list[Detection]:
         dets = self.detector.detect(img)
@@ -152,7 +176,7 @@ class Analyzer:
         return probs
 
     def _make_face(self, img: np.ndarray, det, probs: np.ndarray, gender: np.ndarray | None, m: FaceMesh | None,
-                   track_id=None, raw: np.ndarray | None = None) -> Face:
+                   track_id=None, raw: np.ndarray | None = None, classified: bool | None = None) -> Face:
         p = {c: round(float(v), 5) for c, v in zip(self.classes, probs)}
         vs, vl = valence(p, self.fused_valence_rule if self._fused(m) else self.valence_rule)
         x, y, w, h = det.box
@@ -160,7 +184,8 @@ class Analyzer:
                     round(det.score, 4), vl, round(vs, 4),
                     np.round(det.landmarks.astype(np.float64), 1).tolist() if det.landmarks is not None else None, track_id,
                     {c: round(float(v), 4) for c, v in zip(self.gender.classes, gender)} if gender is not None else None,
-                    {c: round(float(v), 5) for c, v in zip(self.classes, raw)} if raw is not None else None)
+                    {c: round(float(v), 5) for c, v in zip(self.classes, raw)} if raw is not None else None,
+                    classified=classified)
         on_face = m is not None and m.presence >= PRESENCE_THRESHOLD
         if m is not None:
             face.mesh_presence = round(m.presence, 4)
@@ -190,10 +215,12 @@ class Analyzer:
     # -- video ----------------------------------------------------------------------------------
     def new_tracker(self, fps: float = 30.0, every: int = 1) -> Tracker:
         """Tracking state for one video or stream of `fps` frames per second of which every
-        `every`-th is analysed: tracks survive gaps of up to half a second, and the whole frame is
-        searched for new faces every `detect_every` source frames (at least every analysed one)."""
+        `every`-th is analysed: tracks survive gaps of up to half a second, the whole frame is
+        searched for new faces every `detect_every` source frames and a tracked face's expression
+        read every `classify_every` (each at least every analysed frame)."""
         return Tracker(max_gap=max(3, int(round(fps / every / 2))),
-                       detect_every=max(1, int(round(self.detect_every / every))))
+                       detect_every=max(1, int(round(self.detect_every / every))),
+                       classify_every=max(1, int(round(self.classify_every / every))))
 
     def _redetect(self, frame: np.ndarray, box) -> Detection | None:
         """The face at `box` found again in a small square window around it, or None (no face
@@ -290,18 +317,24 @@ class Analyzer:
         found, found_ids = self._detect_tracked(frame, tracker, index, cut, seeds)
         found_meshes = worker.submit(self._measure, frame, found, mesh) if worker and found else None
         dets, known = [*seeds.values(), *found], [*seeds, *found_ids]
+        if tracker.classify_every > 1:  # a face carries its track's reading only where the track is sure
+            known = tracker.presume(index, [d.box for d in dets], known)
         seeded = [True] * len(seeds) + [False] * len(found)
-        probs, gender = self._classify(frame, dets)
+        probs, gender, fresh = self._read(frame, tracker, index, dets, known)
         measures = None
         if meshing:
             measures = [*(seeded_meshes.result() if seeded_meshes else []),
                         *(found_meshes.result() if found_meshes else [])]
         if any(s and m.presence < PRESENCE_THRESHOLD for s, m in zip(seeded, measures or [])):
             dets, known, seeded, measures = self._redetect_lost(frame, tracker, index, dets, known, seeded, measures)
-            probs, gender = self._classify(frame, dets)
+            probs, gender, fresh = self._read(frame, tracker, index, dets, known)
+        image_probs = probs
         probs = self._with_blendshapes(probs, measures)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
+        for i, tid in enumerate(ids):
+            if fresh[i]:
+                tracker.remember(tid, index, image_probs[i], gender[i] if gender is not None else None)
         if measures and self.seed_mesh:
             self._seed_next(frame, tracker, index, ids, dets, seeded, measures)
             following = self._mesh_seeds(tracker, index + 1) if upcoming is not None else None
@@ -309,7 +342,8 @@ class Analyzer:
                 tracker.meshing_ahead = (index + 1, mesh, following,
                                          worker.submit(self._measure, upcoming, list(following.values()), mesh))
         return [self._make_face(frame, d, smooth[i], gender[i] if gender is not None else None,
-                                measures[i] if measures else None, ids[i], probs[i]) for i, d in enumerate(dets)]
+                                measures[i] if measures else None, ids[i], probs[i], fresh[i])
+                for i, d in enumerate(dets)]
 
     def _mesh_worker(self) -> ThreadPoolExecutor:
         """One thread for the face landmarker, started on first use."""

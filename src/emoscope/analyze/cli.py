@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..images import DEFAULT_MAX_PIXELS, ImageDecodeError
 from ..report import PlottingUnavailable, png_tag, table, write_html
-from .analyzer import DETECT_EVERY
+from .analyzer import CLASSIFY_EVERY, DETECT_EVERY
 from .inputs import expand_inputs, is_video
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help=f"videos and cameras: full-frame face detection every N source frames (at least every analysed "
                         f"frame) and on scene cuts, tracked faces re-detected in small windows in between (default "
                         f"{DETECT_EVERY}; 1: every frame)")
+    p.add_argument("--classify-every", type=every_arg, default=CLASSIFY_EVERY,
+                   help=f"videos and cameras: read a tracked face's expression every N source frames (at least every "
+                        f"analysed frame) and carry its last reading in between; new faces are always read, and the "
+                        f"research table's `classified` column says which frames were (default {CLASSIFY_EVERY})")
 
 
 def every_arg(value: str) -> int:
@@ -83,7 +87,7 @@ def analyzer_options(args) -> dict:
     return {"model": args.model, "detector": args.detector, "detector_model": args.detector_model,
             "threads": args.threads, "flip_tta": args.tta, "align": args.align, "gender": args.gender,
             "max_faces": args.max_faces, "detect_every": args.detect_every, "mesh": args.mesh,
-            "mesh_model": args.mesh_model}
+            "mesh_model": args.mesh_model, "classify_every": args.classify_every}
 
 
 def make_analyzer(args):

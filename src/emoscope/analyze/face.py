@@ -19,6 +19,8 @@ class Face:
     track_id: int | None = None                 # stable per-person id in videos
     gender: dict[str, float] | None = field(default=None)  # only when asked for
     raw_probs: dict[str, float] | None = None   # videos: this frame's own probabilities (`probs` are smoothed)
+    classified: bool | None = None              # videos: the classifier read this frame's face (False: `raw_probs`
+                                                # are its track's last reading, carried: `Analyzer(classify_every=)`)
     # with `Analyzer(mesh=True)` (conventions in `emoscope.mesh`):
     mesh: np.ndarray | None = None              # (478, 3): x, y in pixels, relative z
     blendshapes: dict[str, float] | None = None  # MediaPipe's 52 coefficients, 0..1

@@ -4,7 +4,8 @@ analysed frame, and one row with `success` 0 for each analysed frame in which no
 Columns: frame, timestamp (s), face_id (the person's track), confidence (the detector's score),
 success, the box (x, y, w, h), quality, readable and unreadable (the fit flag and its reason:
 `emoscope.analyze.quality`), label, the smoothed probabilities (one column per class), the
-frame's own probabilities (raw_<class>), valence, valence_score, the five detector landmarks
+frame's own probabilities (raw_<class>), classified (whether the classifier read the face in this
+frame, or raw_<class> are its track's last reading: `Analyzer(classify_every=)`), valence, valence_score, the five detector landmarks
 (lm0_x ... lm4_y: the eyes, the nose tip, the mouth corners), and with the face mesh:
 mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the 52 blendshapes, the approximate action
 units (AU01 ...) and the 478 mesh points (x_0 ... x_477, y_0 ..., z_0 ...)."""
@@ -26,7 +27,7 @@ def face_row(frame: int, time: float, face: Face) -> dict:
     x, y, w, h = face.box
     row = {"frame": frame, "timestamp": round(time, 4), "face_id": face.track_id, "confidence": face.score,
            "success": 1, "x": x, "y": y, "w": w, "h": h, "label": face.label, **face.probs,
-           **{f"raw_{c}": v for c, v in (face.raw_probs or {}).items()},
+           **{f"raw_{c}": v for c, v in (face.raw_probs or {}).items()}, "classified": face.classified,
            "valence": face.valence, "valence_score": face.valence_score, **fit_columns(face)}
     for i, (px, py) in enumerate(face.landmarks or []):
         row[f"lm{i}_x"], row[f"lm{i}_y"] = px, py
@@ -56,7 +57,7 @@ def frame_table(records: list[tuple[int, float, list[Face]]], columns: list[str]
     return df
 
 
-BOOL_COLUMNS = ("readable", "eyes_open", "attention")
+BOOL_COLUMNS = ("classified", "readable", "eyes_open", "attention")
 TEXT_COLUMNS = ("unreadable", "label", "valence", "expression_from")
 INT_COLUMNS = ("frame", "face_id", "success", "x", "y", "w", "h")
 
@@ -70,7 +71,7 @@ def frame_columns(classes: list[str], mesh: bool) -> list[str]:
     """Every column of the research table, in order, for a model's classes (with or without the mesh)."""
     from ..mesh import ACTION_UNITS, BLENDSHAPES, N_LANDMARKS
     cols = ["frame", "timestamp", "face_id", "confidence", "success", "x", "y", "w", "h", "label", *classes,
-            *[f"raw_{c}" for c in classes], "valence", "valence_score", "quality", "readable", "unreadable",
+            *[f"raw_{c}" for c in classes], "classified", "valence", "valence_score", "quality", "readable", "unreadable",
             *[f"lm{i}_{a}" for i in range(DETECTOR_POINTS) for a in "xy"]]
     if mesh:
         cols += ["mesh_presence", "expression_from", "yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch", "eyes_open",

@@ -76,6 +76,10 @@ class Track:
     mesh_seed: Detection | None = None
     mesh_frame: int = -1
     box_in_mesh: tuple | None = None
+    # the face's last reading by the classifier (`Tracker.classify_every`): its image probabilities
+    # and gender (or None), and the frame it was read in
+    reading: tuple | None = None
+    read_frame: int = -1
 
     def predict(self, frame: int) -> tuple:
         """The box expected at `frame` if the face keeps moving as it did."""
@@ -99,7 +103,7 @@ class Tracker:
 
     def __init__(self, iou_threshold: float = 0.3, max_center_shift: float = 0.6, max_gap: int = 15,
                  alpha: float = 0.4, reid_similarity: float = 0.7, reid_shift: float = 2.0,
-                 cut_threshold: float = 20.0, detect_every: int = 1):
+                 cut_threshold: float = 20.0, detect_every: int = 1, classify_every: int = 1):
         self.iou_threshold = iou_threshold
         self.max_center_shift = max_center_shift
         self.max_gap = max_gap
@@ -111,6 +115,7 @@ class Tracker:
         self.finished: list[Track] = []
         self.next_id = 1
         self.detect_every = detect_every  # analysed frames between full-frame detections
+        self.classify_every = classify_every  # analysed frames between readings of a tracked face
         self.last_full: int | None = None
         self.signature: np.ndarray | None = None
         self.meshing_ahead: tuple | None = None  # (frame, mesh setting, seeds by track id, future meshes)
@@ -142,7 +147,35 @@ class Tracker:
     def all_tracks(self) -> list[Track]:
         return self.finished + self.tracks
 
+    def reading(self, track_id: int | None, frame: int) -> tuple | None:
+        """The track's last reading (image probabilities, gender) while it is fresh enough to
+        carry into `frame` (read fewer than `classify_every` frames before), else None."""
+        t = next((t for t in self.tracks if t.id == track_id), None) if track_id is not None else None
+        if t is None or t.reading is None or frame - t.read_frame >= self.classify_every:
+            return None
+        return t.reading
+
+    def remember(self, track_id: int, frame: int, probs: np.ndarray, gender: np.ndarray | None) -> None:
+        """The reading of a track's face in `frame`, to carry into the next frames."""
+        t = self.track(track_id)
+        t.reading, t.read_frame = (probs, gender), frame
+
     # -- matching ---------------------------------------------------------------------------------
+    def presume(self, frame: int, boxes: list, known: list) -> list:
+        """The track each box will join, where that is sure before `update`: its `known` id, else
+        the current track whose predicted box it overlaps by IoU 0.5 or more (best overlap first,
+        one box a track: the pairs `update` makes first), else None."""
+        presumed = list(known)
+        claimed = {tid for tid in known if tid is not None}
+        pairs = sorted(((iou(t.predict(frame), b), t.id, bi) for t in self.tracks
+                        if frame - t.last_frame <= self.max_gap and t.id not in claimed
+                        for bi, b in enumerate(boxes) if known[bi] is None), reverse=True)
+        for overlap, tid, bi in pairs:
+            if overlap >= 0.5 and tid not in claimed and presumed[bi] is None:
+                presumed[bi] = tid
+                claimed.add(tid)
+        return presumed
+
     def _score(self, track: Track, box, frame: int, look) -> float:
         pred = track.predict(frame)
         o = iou(pred, box)

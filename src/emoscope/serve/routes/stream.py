@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...analyze import Tracker
-from ...analyze.analyzer import DETECT_EVERY
+from ...analyze.analyzer import CLASSIFY_EVERY, DETECT_EVERY
 from ..uploads import UploadError
 from .images import analyzed_in_time, decoded_for_analysis
 
@@ -56,7 +56,8 @@ async def serve_stream(ws: WebSocket, state, settings, client: str, mesh: bool =
     """The accepted stream: frames in, faces out, until the client closes it or stays silent
     for `stream_idle_timeout_s` (close code 1001). Each frame is admitted like an image request
     (a full line answers that frame with a 503 error) and has the same timeout."""
-    tracker = Tracker(max_gap=10, detect_every=DETECT_EVERY)  # frames arrive at camera rate minus the dropped ones
+    # frames arrive at camera rate minus the dropped ones
+    tracker = Tracker(max_gap=10, detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY)
     latest: dict = {}
     ready = asyncio.Event()
     counters = {"received": 0, "dropped": 0, "unusable": 0}
