@@ -144,3 +144,10 @@ def test_a_model_that_is_missing_broken_or_not_ours_is_named_plainly(verb, sampl
                          (yunet, "metadata")):
         r = emoscope(verb, *target, "--model", str(model))
         assert r.returncode == 2 and words in r.stderr and str(model) in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option, value", [("--every", "0"), ("--detect-every", "-2"), ("--classify-every", "x")])
+def test_a_frame_step_below_one_is_refused_in_words(option, value, tmp_path):
+    r = emoscope("analyze", str(tmp_path / "clip.mp4"), option, value)
+    assert r.returncode == 2
+    assert f"argument {option}: must be a whole number of frames, 1 or more, not '{value}'" in r.stderr

@@ -46,12 +46,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def every_arg(value: str) -> int:
-    """argparse type for frame steps (`check_every`)."""
-    from .video import check_every
+    """argparse type for frame steps (--every, --detect-every, --classify-every): a whole number >= 1."""
     try:
-        return check_every(int(value))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        step = int(value)
+    except ValueError:
+        step = 0
+    if step < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of frames, 1 or more, not {value!r}")
+    return step
 
 
 def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
