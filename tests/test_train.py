@@ -282,8 +282,17 @@ def test_distillation_from_a_teacher_ensemble(tiny_data, tmp_path):
     history = student.fit()
     assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
     rgb = TrainConfig(data=tiny_data, out=str(tmp_path / "r"), model="cnn_small", color="rgb", teacher=teachers[:1])
-    with pytest.raises(ValueError, match="teacher .*gray 48px"):
+    with pytest.raises(ValueError, match="teacher .*gray 48px.*, not rgb"):
         Trainer(rgb, progress=False)
+    # a 64 px student learns from the 48 px teacher's reading of its images shrunk to 48 px
+    larger = Trainer(TrainConfig(data=tiny_data, out=str(tmp_path / "l"), model="cnn_small", img_size=64,
+                                 model_kwargs={"size": 64}, teacher=teachers[:1], bf16=False), progress=False)
+    big = larger.train_set.images
+    assert big.shape[1:3] == (64, 64)
+    shrunk = torch.nn.functional.interpolate(torch.from_numpy(big[:, None].astype(np.float32)), size=(48, 48),
+                                             mode="bilinear", antialias=True).round().clamp(0, 255)
+    seen = predict_logits(load_run_model(teachers[0])[0], shrunk[:, 0].numpy().astype(np.uint8), flip=True)
+    assert torch.allclose(larger.teacher_probs, torch.softmax(torch.from_numpy(seen), 1), atol=2e-2)
 
 
 def test_online_distillation_on_the_augmented_batch(tiny_data, tmp_path):

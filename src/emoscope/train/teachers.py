@@ -32,6 +32,20 @@ class OnnxTeacher(nn.Module):
         return torch.from_numpy(y).to(x.device)
 
 
+class ResizedInput(nn.Module):
+    """A teacher that reads another input size than the student: each batch resized to its own
+    (bilinear; antialiased when shrinking), so a 48 px ensemble can teach a 64 px network."""
+
+    def __init__(self, teacher: nn.Module, size: int):
+        super().__init__()
+        self.teacher, self.size = teacher, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                      antialias=x.shape[-1] > self.size)
+        return self.teacher(x)
+
+
 def load_teacher(source: str, threads: int = 0) -> tuple[nn.Module, dict, list[str]]:
     """A teacher from a run folder / checkpoint (torch) or an exported .onnx file."""
     if is_onnx_path(source):

@@ -28,7 +28,7 @@ from ..models.checkpoint import (checkpoint_state, flip_averaged_logits, gray_to
                                 run_checkpoint, to_input)
 from .augment import augment, mesh_turn, mix
 from .config import TrainConfig
-from .teachers import load_teacher
+from .teachers import ResizedInput, load_teacher
 
 def holdout_splits(ds: Dataset, cfg: TrainConfig) -> Dataset:
     """The run's splits (see `training_view`)."""
@@ -158,13 +158,16 @@ class Trainer:
 
     def _load_teachers(self) -> list[nn.Module]:
         """The distillation teachers (run folders or exported .onnx files) in eval mode, refused
-        unless they read the same input and classes as the student."""
+        unless they read the student's colour and classes; a teacher of another (square) input
+        size reads the student's images resized to its own (`ResizedInput`)."""
         cfg, teachers = self.cfg, []
         for run in cfg.teacher:
             teacher, tcfg, tclasses = load_teacher(run, cfg.threads)
-            if tclasses != self.classes or tcfg["color"] != cfg.color or tcfg["img_size"] != cfg.img_size:
+            if tclasses != self.classes or tcfg["color"] != cfg.color or not isinstance(tcfg["img_size"], int):
                 raise ValueError(f"teacher {run}: {tcfg['color']} {tcfg['img_size']}px over {tclasses}, "
-                                 f"not {cfg.color} {cfg.img_size}px over {self.classes}")
+                                 f"not {cfg.color} over {self.classes}")
+            if tcfg["img_size"] != cfg.img_size:
+                teacher = ResizedInput(teacher, tcfg["img_size"])
             if self.channels_last:
                 teacher = teacher.to(memory_format=torch.channels_last)
             teachers.append(teacher.to(self.device).requires_grad_(False))
