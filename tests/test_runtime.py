@@ -327,6 +327,8 @@ def test_expressions_read_every_other_frame_are_carried_between(samples, yunet):
     clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
     every_frame = Analyzer(detector_model=yunet, threads=1)
     halved = Analyzer(detector_model=yunet, threads=1, classify_every=2)
+    with pytest.raises(ValueError, match="classify_every must be a whole number of frames, 1 or more, not 0"):
+        Analyzer(detector_model=yunet, classify_every=0)
     seen: dict[int, tuple] = {}
     carried = read_again = 0
     frames = zip(every_frame.iter_video(clip, max_frames=40, progress=False),

@@ -99,8 +99,8 @@ class Analyzer:
         # more only add synchronisation at 96 px, 0.60 against 0.41 ms)
         self.local_detector = (create_detector(detector, detector_model, **{**kw, "max_side": LOCAL_SIDE, "threads": 1})
                                if yunet else None)
-        self.detect_every = check_every(detect_every)
-        self.classify_every = check_every(classify_every)
+        self.detect_every = check_every(detect_every, "detect_every")
+        self.classify_every = check_every(classify_every, "classify_every")
         self.gender = ExpressionClassifier("gender", threads, flip_tta) if gender else None
         self.max_faces = max_faces
         # one thread: the landmark network is small, and a second thread only adds synchronisation

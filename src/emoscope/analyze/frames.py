@@ -5,8 +5,9 @@ Columns: frame, timestamp (s), face_id (the person's track), confidence (the det
 success, the box (x, y, w, h), quality, readable and unreadable (the fit flag and its reason:
 `emoscope.analyze.quality`), label, the smoothed probabilities (one column per class), the
 frame's own probabilities (raw_<class>), classified (whether the classifier read the face in this
-frame, or raw_<class> are its track's last reading: `Analyzer(classify_every=)`), valence, valence_score, the five detector landmarks
-(lm0_x ... lm4_y: the eyes, the nose tip, the mouth corners), and with the face mesh:
+frame, or raw_<class> are its track's last reading: `Analyzer(classify_every=)`), valence,
+valence_score, the five detector landmarks (lm0_x ... lm4_y: the eyes, the nose tip, the mouth
+corners), and with the face mesh:
 mesh_presence, expression_from, yaw, pitch, roll, gaze_yaw, gaze_pitch, eyes_open, attention, the 52 blendshapes, the approximate action
 units (AU01 ...) and the 478 mesh points (x_0 ... x_477, y_0 ..., z_0 ...)."""
 
@@ -71,8 +72,8 @@ def frame_columns(classes: list[str], mesh: bool) -> list[str]:
     """Every column of the research table, in order, for a model's classes (with or without the mesh)."""
     from ..mesh import ACTION_UNITS, BLENDSHAPES, N_LANDMARKS
     cols = ["frame", "timestamp", "face_id", "confidence", "success", "x", "y", "w", "h", "label", *classes,
-            *[f"raw_{c}" for c in classes], "classified", "valence", "valence_score", "quality", "readable", "unreadable",
-            *[f"lm{i}_{a}" for i in range(DETECTOR_POINTS) for a in "xy"]]
+            *[f"raw_{c}" for c in classes], "classified", "valence", "valence_score", "quality", "readable",
+            "unreadable", *[f"lm{i}_{a}" for i in range(DETECTOR_POINTS) for a in "xy"]]
     if mesh:
         cols += ["mesh_presence", "expression_from", "yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch", "eyes_open",
                  "attention", *BLENDSHAPES, *ACTION_UNITS,

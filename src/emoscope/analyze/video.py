@@ -13,10 +13,11 @@ import numpy as np
 DEFAULT_MAX_FRAME_PIXELS = 3840 * 2160  # 4K: larger frames are refused when the container is opened
 
 
-def check_every(every) -> int:
-    """`every` (analyse every N-th frame) as a positive int, or a clear error."""
+def check_every(every, name: str = "every") -> int:
+    """A frame step (`every`, `detect_every`, `classify_every`: every N-th frame) as a positive
+    int, or an error naming it."""
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a whole number >= 1 (analyse every N-th frame), got {every!r}")
+        raise ValueError(f"{name} must be a whole number of frames, 1 or more, not {every!r}")
     return int(every)
 
 
