@@ -606,11 +606,12 @@ def write_campaign(batch_dir: str, out: str, groups: dict[str, str] | None = Non
         with open(job_file) as f:
             job = json.load(f)
         options = job.get("analyzer_options", {})
+        read_every = options.get("classify_every", 1)
         about = {"model": options.get("model") or "the embedded model (expression-int8)",
                  "settings": f"every {job.get('every', 1)} frame(s) analysed; face mesh "
                              f"{'on' if options.get('mesh') else 'off'}; full detection every "
-                             f"{options.get('detect_every')} frames; expressions read every "
-                             f"{options.get('classify_every', 1)} frames"}
+                             f"{options.get('detect_every')} frames; a tracked face's expression read "
+                             + (f"every {read_every} frames" if read_every > 1 else "in every frame")}
     return write_report(read_table(batch_dir, "faces", store_schemas["faces"]),
                         read_table(batch_dir, "manifest", store_schemas["manifest"]), out, groups, title, offsets,
                         stimulus, about=about)
