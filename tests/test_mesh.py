@@ -145,8 +145,8 @@ def test_frame_table_and_h264_video(tmp_path, task):
     video = str(tmp_path / "clip.avi")
     blank_then_faces(video)
     out = tmp_path / "out"
-    assert main(["analyze", video, "--out", str(out), "--annotate", "--mesh", "--mesh-model", task,
-                 "--detector-model", shared_path("models", "face_detection_yunet.onnx")]) == 0
+    assert main(["analyze", video, "--out", str(out), "--annotate", "--mesh", "--mesh-model", task, "--classify-every",
+                 "2", "--detector-model", shared_path("models", "face_detection_yunet.onnx")]) == 0
     import pandas as pd
     frames = pd.read_csv(out / "clip.frames.csv")
     assert sorted(frames["frame"].unique()) == list(range(24))
@@ -154,6 +154,11 @@ def test_frame_table_and_h264_video(tmp_path, task):
     assert sorted(empty["frame"]) == list(range(12)) and empty["face_id"].isna().all()
     found = frames[frames["success"] == 1]
     assert len(found) == 12 and found["face_id"].nunique() == 1
+    # the still face is read by the classifier in every other frame; its expression in between is
+    # that reading fused with the frame's own blendshapes
+    assert list(found["classified"]) == [True, False] * 6 and empty["classified"].isna().all()
+    carried = found[~found["classified"].astype(bool)]
+    assert (carried["expression_from"] == "image+blendshapes").all()
     for col in ("timestamp", "confidence", "yaw", "gaze_yaw", "jawOpen", "AU12", "raw_happy", "happy", "lm0_x",
                 "x_477", "z_0", "attention"):
         assert col in frames.columns, col
