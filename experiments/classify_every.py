@@ -1,11 +1,12 @@
 """What reading a tracked face's expression only every N-th frame (`Analyzer(classify_every=N)`,
 the last reading carried in between) changes, against reading it in every frame: on the sample
-clip (13 persons, cuts, turned and dim faces) and on the one-face benchmark video, per row (a face
-in a frame; the tracks are the same whatever N), the share of rows whose smoothed main expression
-and valence agree, the mean and largest difference of the smoothed probabilities, and the same over
-readable rows, and per person (summaries) the share with the same dominant expression and the
-largest difference in mean valence; on the clip the share of faces the classifier read and the 0:07-0:09 audience's
-negative persons (`clip_audience.py`'s count). FPS on the one-face video (fastest of `--repeats`). JSON on stdout.
+clip (cuts, small, turned and dim faces) and on the one-face benchmark video, per row (a face in a
+frame; the tracks are the same whatever N) the share of rows whose smoothed main expression and
+valence agree (also over readable rows) and the mean and largest difference of the smoothed
+probabilities, and per person (summaries) the share with the same dominant expression and the
+largest difference in mean valence; on the clip the share of faces the classifier read and the
+0:07-0:09 audience's negative persons (`clip_audience.py`). FPS on the one-face video (fastest of
+`--repeats`). JSON on stdout.
 
 Usage: python experiments/classify_every.py [--model ONNX] [--every 1 2 3] [--repeats 3] [--threads 2]
 """
@@ -25,8 +26,7 @@ from emoscope import Analyzer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from bench_inference import SHARED, write_video  # noqa: E402
-
-NEGATIVE = ("angry", "disgust", "sad")
+from clip_audience import NEGATIVE, audience  # noqa: E402
 
 
 def compare(base, other, classes: list[str]) -> dict:
@@ -49,11 +49,6 @@ def persons(base, other) -> dict:
     a, b = base.summary().set_index("track"), other.summary().set_index("track").reindex(base.summary()["track"])
     return {"persons": len(a), "dominant_agreement": round(float((a["dominant"] == b["dominant"]).mean()), 4),
             "mean_valence_diff_max": round(float(np.nanmax(np.abs(a["mean_valence"] - b["mean_valence"]))), 4)}
-
-
-def audience(tl) -> int:
-    people = tl[(tl["time"] >= 7.0) & (tl["time"] <= 9.2)].summary()
-    return int(sum(r.dominant in NEGATIVE for r in people.itertuples()))
 
 
 def main() -> None:
@@ -82,7 +77,8 @@ def main() -> None:
                 t = time.perf_counter()
                 frames = sum(1 for _ in analyzer.iter_video(one_face, progress=False))
                 best = min(best, time.perf_counter() - t)
-            row = {"fps_one_face": round(frames / best, 1), "clip_negative_audience": audience(tls["clip"]),
+            row = {"fps_one_face": round(frames / best, 1), "clip_negative_audience":
+                   sum(p["main"] in NEGATIVE for p in audience(tls["clip"])),
                    "clip_faces_read_share": round(faces["read"] / max(faces["all"], 1), 4)}
             base = base or tls
             for name, tl in tls.items():

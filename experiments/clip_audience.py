@@ -17,6 +17,15 @@ SHARED = os.environ.get("EMOSCOPE_SHARED", os.path.join(os.path.dirname(__file__
 NEGATIVE = ("angry", "disgust", "sad")
 
 
+def audience(tl, start: float = 7.0, end: float = 9.2) -> list[dict]:
+    """Each person of a timeline of the clip seen between `start` and `end` s: frames, unreadable
+    frames, main expression and mean valence."""
+    people = tl[(tl["time"] >= start) & (tl["time"] <= end)].summary()
+    return [{"person": int(r.track), "frames": int(r.frames), "unreadable_frames": int(r.unreadable_frames),
+             "main": r.dominant, "mean_valence": None if r.dominant == "unreadable" else round(float(r.mean_valence), 3)}
+            for r in people.itertuples()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
@@ -25,10 +34,7 @@ def main() -> None:
     args = p.parse_args()
     analyzer = Analyzer(args.model)
     tl = analyzer.analyze_video(os.path.join(SHARED, "samples", "facerec_short_hamilton_clip.mp4"), progress=False)
-    people = tl[(tl["time"] >= args.start) & (tl["time"] <= args.end)].summary()
-    rows = [{"person": int(r.track), "frames": int(r.frames), "unreadable_frames": int(r.unreadable_frames),
-             "main": r.dominant, "mean_valence": None if r.dominant == "unreadable" else round(float(r.mean_valence), 3)}
-            for r in people.itertuples()]
+    rows = audience(tl, args.start, args.end)
     print(json.dumps({"model": args.model or "shipped", "window_s": [args.start, args.end], "persons": rows,
                       "negative_main": sum(r["main"] in NEGATIVE for r in rows),
                       "unreadable_persons": sum(r["main"] == "unreadable" for r in rows)}, indent=1))
