@@ -130,7 +130,7 @@ class Analyzer:
               known: list) -> tuple[np.ndarray, np.ndarray | None, list[bool]]:
         """Each face's image probabilities (and gender): classified in this frame, or its track's
         last reading carried while that is fresh (`Tracker.reading`). Also says which were classified."""
-        carried = [tracker.reading(tid, index) for tid in known]
+        carried = [tracker.reading(tid, index) if tracker.classify_every > 1 else None for tid in known]
         fresh = [c is None for c in carried]
         read = [d for d, f in zip(dets, fresh) if f]
         probs, gender = self._classify(frame, read)
@@ -332,7 +332,7 @@ class Analyzer:
         probs = self._with_blendshapes(probs, measures)
         ids, smooth = tracker.update(index, [d.box for d in dets], probs, [appearance(frame, d.box) for d in dets],
                                      lambda i: self.thumbnail(frame, dets[i].box), [d.score for d in dets], known)
-        for i, tid in enumerate(ids):
+        for i, tid in enumerate(ids if tracker.classify_every > 1 else []):  # readings to carry
             if fresh[i]:
                 tracker.remember(tid, index, image_probs[i], gender[i] if gender is not None else None)
         if measures and self.seed_mesh:

@@ -140,9 +140,9 @@ class Tracker:
         self.finished.extend(self.tracks)
         self.tracks = []
 
-    def track(self, track_id: int) -> Track:
-        """The live track with this id."""
-        return next(t for t in self.tracks if t.id == track_id)
+    def track(self, track_id: int | None) -> Track | None:
+        """The live track with this id, or None."""
+        return next((t for t in self.tracks if t.id == track_id), None) if track_id is not None else None
 
     def all_tracks(self) -> list[Track]:
         return self.finished + self.tracks
@@ -150,7 +150,7 @@ class Tracker:
     def reading(self, track_id: int | None, frame: int) -> tuple | None:
         """The track's last reading (image probabilities, gender) while it is fresh enough to
         carry into `frame` (read fewer than `classify_every` frames before), else None."""
-        t = next((t for t in self.tracks if t.id == track_id), None) if track_id is not None else None
+        t = self.track(track_id)
         if t is None or t.reading is None or frame - t.read_frame >= self.classify_every:
             return None
         return t.reading
