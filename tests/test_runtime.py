@@ -230,21 +230,24 @@ def test_hamilton_clip_persons_match_a_hand_count(analyzer, samples):
         assert not ((spans["min"] < cut) & (spans["max"] >= cut)).any()
 
 
+def ids(tracks) -> list[int]:
+    return [t.id for t in tracks]
+
+
 def test_two_faces_crossing_keep_their_ids():
     """Two faces move towards each other; while they cross, the one behind is hidden for three
     frames and comes back 40 px from where it was last seen. Constant-velocity prediction keeps
     each id on its own face (with the last box alone, the hidden face would come back as a new
     person)."""
     t = Tracker(max_gap=5)
-    p = np.full((2, 7), 1 / 7)
     ids_a, ids_b = set(), set()
     for frame in range(21):
         a = (10.0 * frame, 0.0, 50.0, 50.0)            # moving right, in front
         b = (200.0 - 10.0 * frame, 10.0, 50.0, 50.0)   # moving left, behind
         if 9 <= frame <= 11:
-            (ia,), _ = t.update(frame, [a], p[:1])
+            (ia,) = ids(t.assign(frame, [a]))
         else:
-            (ib, ia), _ = t.update(frame, [b, a], p)
+            ib, ia = ids(t.assign(frame, [b, a]))
             ids_b.add(ib)
         ids_a.add(ia)
     assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b and t.next_id == 3
@@ -252,14 +255,13 @@ def test_two_faces_crossing_keep_their_ids():
 
 def test_reid_after_a_short_occlusion_needs_the_same_look():
     t = Tracker(max_gap=10, max_center_shift=0.2)
-    p = np.full((1, 7), 1 / 7)
     red, blue = np.eye(32, dtype=np.float32)[0], np.eye(32, dtype=np.float32)[5]
-    (tid,), _ = t.update(0, [(100, 100, 50, 50)], p, [red])
-    t.update(1, [(100, 100, 50, 50)], p, [red])
+    (tid,) = ids(t.assign(0, [(100, 100, 50, 50)], [red]))
+    t.assign(1, [(100, 100, 50, 50)], [red])
     # gone for 3 frames, back 60 px away: the same look re-links, another look is a new person
-    (again,), _ = t.update(5, [(160, 100, 50, 50)], p, [red])
+    (again,) = ids(t.assign(5, [(160, 100, 50, 50)], [red]))
     assert again == tid
-    (other,), _ = t.update(9, [(100, 100, 50, 50)], p, [blue])
+    (other,) = ids(t.assign(9, [(100, 100, 50, 50)], [blue]))
     assert other != tid
 
 
@@ -290,33 +292,42 @@ def test_scene_cut_test():
 
 def test_tracker_keeps_ids_through_gaps():
     t = Tracker(max_gap=4)
-    p = np.full((2, 7), 1 / 7)
-    ids0, _ = t.update(0, [(0, 0, 50, 50), (200, 0, 50, 50)], p)
-    ids1, _ = t.update(1, [(205, 2, 50, 50), (3, 1, 50, 50)], p)
+    ids0 = ids(t.assign(0, [(0, 0, 50, 50), (200, 0, 50, 50)]))
+    ids1 = ids(t.assign(1, [(205, 2, 50, 50), (3, 1, 50, 50)]))
     assert ids1 == [ids0[1], ids0[0]]
-    ids3, _ = t.update(3, [(6, 2, 50, 50)], p[:1])          # second face missing for a while
-    ids5, _ = t.update(5, [(8, 2, 50, 50), (210, 4, 50, 50)], p)
+    ids3 = ids(t.assign(3, [(6, 2, 50, 50)]))          # second face missing for a while
+    ids5 = ids(t.assign(5, [(8, 2, 50, 50), (210, 4, 50, 50)]))
     assert ids3 == [ids0[0]] and ids5 == ids0
-    ids20, _ = t.update(20, [(210, 4, 50, 50)], p[:1])       # gap too long: new person
+    ids20 = ids(t.assign(20, [(210, 4, 50, 50)]))       # gap too long: new person
     assert ids20[0] not in ids0
 
 
-def test_tracker_presumes_only_sure_matches_and_carries_readings():
+def test_tracker_presumes_only_sure_matches_and_says_which_faces_are_read():
     t = Tracker(max_gap=4, classify_every=2)
-    p = np.full((2, 7), 1 / 7)
-    ids, _ = t.update(0, [(0, 0, 50, 50), (200, 0, 50, 50)], p)
+    tracks = t.assign(0, [(0, 0, 50, 50), (200, 0, 50, 50)])
+    first, second = ids(tracks)
     # a box a track's prediction overlaps by IoU >= 0.5 is presumed to be it; a box moved half its
     # size (IoU 1/3) is not sure, nor a box no track is near; a known id stays
-    assert t.presume(1, [(5, 0, 50, 50), (225, 0, 50, 50), (400, 0, 50, 50)], [None] * 3) == [ids[0], None, None]
-    assert t.presume(1, [(5, 0, 50, 50), (200, 0, 50, 50)], [ids[1], None]) == [ids[1], None]
+    assert t.presume(1, [(5, 0, 50, 50), (225, 0, 50, 50), (400, 0, 50, 50)], [None] * 3) == [first, None, None]
+    assert t.presume(1, [(5, 0, 50, 50), (200, 0, 50, 50)], [second, None]) == [second, None]
     # one box a track: the better overlap wins
-    assert t.presume(1, [(10, 0, 50, 50), (2, 0, 50, 50)], [None, None]) == [None, ids[0]]
-    reading = np.eye(7)[3]
-    t.remember(ids[0], 0, reading, None)
-    probs, gender = t.reading(ids[0], 1)
-    assert probs is reading and gender is None
-    assert t.reading(ids[0], 2) is None and t.reading(ids[1], 1) is None
-    assert t.reading(None, 1) is None
+    assert t.presume(1, [(10, 0, 50, 50), (2, 0, 50, 50)], [None, None]) == [None, first]
+    for track in tracks:
+        track.read_frame = 0
+    a, b = t.assign(1, [(5, 0, 50, 50), (225, 0, 50, 50)], known=[first, None])
+    # presumed and read a frame before: its reading is carried; not presumed: read
+    assert not t.due(a, first, 1) and t.due(b, None, 1)
+    # read two frames before, or joined another track than the one presumed: read
+    assert t.due(a, first, 2) and t.due(b, first, 1)
+
+
+def test_tracker_smooths_each_tracks_probabilities():
+    t = Tracker(alpha=0.4)
+    onehot = np.eye(7, dtype=np.float32)
+    assert np.array_equal(t.smooth(t.assign(0, [(0, 0, 50, 50), (200, 0, 50, 50)]), onehot[[0, 1]]), onehot[[0, 1]])
+    # the boxes come in the other order: each keeps its own track's history
+    smoothed = t.smooth(t.assign(1, [(205, 0, 50, 50), (2, 0, 50, 50)]), onehot[[2, 2]])
+    assert np.allclose(smoothed, [0.4 * onehot[2] + 0.6 * onehot[1], 0.4 * onehot[2] + 0.6 * onehot[0]])
 
 
 @pytest.mark.slow
@@ -421,3 +432,23 @@ def test_labels_are_placed_clear_of_other_faces():
     assert not out[114:207, 129:222].any()
     assert timecode(83.4567) == "0:01:23.457"
     assert out[-20:, :120].any()  # the timecode is burned in at the bottom left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("classify_every", [1, 2])
+def test_a_files_frames_read_together_match_reading_each_frame(samples, yunet, classify_every):
+    """`iter_video` reads a file's faces FRAMES_PER_READ frames at a time; each frame's faces,
+    tracks, readings and smoothed probabilities are those of `track_frame` one frame at a time."""
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    a = Analyzer(detector_model=yunet, threads=1, classify_every=classify_every)
+    video = VideoReader(clip, max_frames=60)
+    tracker = a.new_tracker(video.fps)
+    one_by_one = [a.track_frame(frame, tracker, step) for step, (_, frame) in enumerate(video)]
+    together = [faces for *_, faces in a.iter_video(clip, max_frames=60, progress=False)]
+    assert len(together) == len(one_by_one) == 60 and sum(map(len, together)) > 60
+    for faces, reference in zip(together, one_by_one):
+        assert [(f.box, f.track_id, f.classified, f.label) for f in faces] == \
+            [(f.box, f.track_id, f.classified, f.label) for f in reference]
+        for f, r in zip(faces, reference):
+            assert max(abs(f.raw_probs[c] - r.raw_probs[c]) for c in f.raw_probs) < 1e-4
+            assert max(abs(f.probs[c] - r.probs[c]) for c in f.probs) < 1e-4

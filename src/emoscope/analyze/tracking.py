@@ -76,10 +76,12 @@ class Track:
     mesh_seed: Detection | None = None
     mesh_frame: int = -1
     box_in_mesh: tuple | None = None
-    # the face's last reading by the classifier (`Tracker.classify_every`): its image probabilities
-    # and gender (or None), and the frame it was read in
-    reading: tuple | None = None
+    # the face's reading by the classifier (`Tracker.classify_every`): the last frame it is read in
+    # (set when the frame is matched) and the latest reading finished, its image probabilities and
+    # gender (or None) (set when that frame is finished: a frame's expressions may be read after
+    # the next frames are matched, `Analyzer.iter_video`)
     read_frame: int = -1
+    reading: tuple | None = None
 
     def predict(self, frame: int) -> tuple:
         """The box expected at `frame` if the face keeps moving as it did."""
@@ -147,18 +149,11 @@ class Tracker:
     def all_tracks(self) -> list[Track]:
         return self.finished + self.tracks
 
-    def reading(self, track_id: int | None, frame: int) -> tuple | None:
-        """The track's last reading (image probabilities, gender) while it is fresh enough to
-        carry into `frame` (read fewer than `classify_every` frames before), else None."""
-        t = self.track(track_id)
-        if t is None or t.reading is None or frame - t.read_frame >= self.classify_every:
-            return None
-        return t.reading
-
-    def remember(self, track_id: int, frame: int, probs: np.ndarray, gender: np.ndarray | None) -> None:
-        """The reading of a track's face in `frame`, to carry into the next frames."""
-        t = self.track(track_id)
-        t.reading, t.read_frame = (probs, gender), frame
+    def due(self, track: Track, presumed: int | None, frame: int) -> bool:
+        """Whether a face that joined `track` in `frame` is read by the classifier there: unless it
+        was presumed to be that track before matching (`presume`, or the id it was re-detected
+        for) and the track was read fewer than `classify_every` frames before."""
+        return presumed != track.id or frame - track.read_frame >= self.classify_every
 
     # -- matching ---------------------------------------------------------------------------------
     def presume(self, frame: int, boxes: list, known: list) -> list:
@@ -191,14 +186,13 @@ class Tracker:
             return sim  # re-linked after a short occlusion
         return 0.0
 
-    def update(self, frame: int, boxes: list, probs: np.ndarray, looks: list | None = None,
-               thumbnails: list | None = None, scores: list | None = None,
-               known: list | None = None) -> tuple[list[int], np.ndarray]:
-        """Match this frame's boxes; returns their track ids and smoothed probabilities. `looks`
-        are appearance histograms of the boxes; `thumbnails(i)` makes a small face image of box i
-        (called only when box i is its track's surest detection so far) with the detector
+    def assign(self, frame: int, boxes: list, looks: list | None = None, thumbnails: list | None = None,
+               scores: list | None = None, known: list | None = None) -> list[Track]:
+        """Match this frame's boxes to tracks (new ones where none fits); returns each box's track.
+        `looks` are appearance histograms of the boxes; `thumbnails(i)` makes a small face image of
+        box i (called only when box i is its track's surest detection so far) with the detector
         `scores` of the boxes; `known` the track id a box was re-detected for, or None (all
-        optional)."""
+        optional). The boxes' probabilities are smoothed apart (`smooth`), in frame order."""
         looks = looks if looks is not None else [None] * len(boxes)
         ended = [t for t in self.tracks if frame - t.last_frame > self.max_gap]
         self.finished.extend(ended)
@@ -217,7 +211,7 @@ class Tracker:
                 continue
             assigned[bi] = self.tracks[ti]
             used_tracks.add(ti)
-        ids, smoothed = [], np.zeros_like(probs)
+        matched = []
         for bi, box in enumerate(boxes):
             t = assigned.get(bi)
             if t is None:
@@ -231,13 +225,20 @@ class Tracker:
             t.box, t.last_frame, t.hits = box, frame, t.hits + 1
             if looks[bi] is not None:
                 t.appearance = looks[bi] if t.appearance is None else 0.8 * t.appearance + 0.2 * looks[bi]
-            p = probs[bi]
-            t.smoothed = p.copy() if t.smoothed is None else self.alpha * p + (1 - self.alpha) * t.smoothed
             if thumbnails is not None and scores is not None and scores[bi] > t.best_score:
                 t.best_score, t.thumbnail = scores[bi], thumbnails(bi)
-            ids.append(t.id)
-            smoothed[bi] = t.smoothed
-        return ids, smoothed
+            matched.append(t)
+        return matched
+
+    def smooth(self, tracks: list[Track], probs: np.ndarray) -> np.ndarray:
+        """The probabilities of one frame's faces (`probs`, a row each, matched to `tracks` by
+        `assign`), smoothed over each track's frames so far: `alpha` of this frame's, the rest the
+        track's smoothed probabilities of its previous frame."""
+        smoothed = np.zeros_like(probs)
+        for i, (t, p) in enumerate(zip(tracks, probs)):
+            t.smoothed = p.copy() if t.smoothed is None else self.alpha * p + (1 - self.alpha) * t.smoothed
+            smoothed[i] = t.smoothed
+        return smoothed
 
     def thumbnails(self) -> dict[int, np.ndarray]:
         """Each person's face from the frame where it was detected most surely (BGR), by track id."""

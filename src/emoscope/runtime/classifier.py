@@ -75,10 +75,9 @@ class ExpressionClassifier:
         """Calibrated probabilities (N, classes) for uint8 crops."""
         return self.meta.probabilities(self.logits(crops))
 
-    def predict_faces(self, image: np.ndarray, boxes, landmarks=None) -> np.ndarray:
-        """Probabilities for each box in `image`."""
-        if len(boxes) == 0:
+    def predict_faces(self, faces) -> np.ndarray:
+        """Probabilities for faces given as (image, box, landmarks or None) triples, from one image
+        or several, read in one batch."""
+        if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        lms = landmarks if landmarks is not None else [None] * len(boxes)
-        crops = np.stack([self.crop(image, b, l) for b, l in zip(boxes, lms)])
-        return self.predict(crops)
+        return self.predict(np.stack([self.crop(image, box, lms) for image, box, lms in faces]))
