@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import REPO, int8_weight_range, shared_path
 from emoscope.analyze import Analyzer, Tracker
+from emoscope.analyze.analyzer import FRAMES_PER_READ
 from emoscope.analyze.tracking import MIN_TRACK_FRAMES
 from emoscope.analyze.video import VideoReader
 from emoscope.labels import EXPRESSIONS
@@ -452,3 +453,24 @@ def test_a_files_frames_read_together_match_reading_each_frame(samples, yunet, c
         for f, r in zip(faces, reference):
             assert max(abs(f.raw_probs[c] - r.raw_probs[c]) for c in f.raw_probs) < 1e-4
             assert max(abs(f.probs[c] - r.probs[c]) for c in f.probs) < 1e-4
+
+
+def test_live_video_yields_each_frame_as_it_is_analysed(samples, yunet):
+    """A file's first faces come after FRAMES_PER_READ frames are located (and the next one taken
+    early); `live=True` (a window on a file or stream) yields each frame as soon as it is analysed."""
+    class Counted(VideoReader):
+        taken = 0
+
+        def __iter__(self):
+            for item in super().__iter__():
+                self.taken += 1
+                yield item
+
+    a = Analyzer(detector_model=yunet, threads=1)
+    clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
+    for live, taken in ((False, FRAMES_PER_READ + 1), (True, 2)):
+        video = Counted(clip, max_frames=20)
+        frames = a.iter_video(video, progress=False, live=live)
+        index, _, _, faces = next(frames)
+        assert index == 0 and faces and video.taken == taken
+        frames.close()

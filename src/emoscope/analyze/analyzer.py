@@ -421,11 +421,12 @@ class Analyzer:
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
     def iter_video(self, source, every: int = 1, tracker: Tracker | None = None, max_frames: int | None = None,
-                   progress: bool = True) -> Iterator[tuple[int, float, np.ndarray, list[Face]]]:
+                   progress: bool = True, live: bool = False) -> Iterator[tuple[int, float, np.ndarray, list[Face]]]:
         """Yield (frame index, time s, frame, faces) for every `every`-th frame of a file, URL,
         camera index or open `VideoReader` (which then brings its own `every` and `max_frames`).
         Faces carry stable `track_id`s; their probabilities are temporally smoothed. A truncated
-        file warns and yields what could be read."""
+        file warns and yields what could be read. `live`: each frame is yielded as soon as it is
+        analysed (a window on a file or stream; cameras always are), not FRAMES_PER_READ at a time."""
         video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
         tracker = tracker or self.new_tracker(video.fps, video.every)
         bar = None
@@ -440,7 +441,7 @@ class Analyzer:
             # at a time (a camera's are not: that would add latency)
             frames = iter(video)
             item, step, located = next(frames, None), 0, []
-            per_read = 1 if self.landmarker is not None else FRAMES_PER_READ
+            per_read = 1 if live or self.landmarker is not None else FRAMES_PER_READ
             while item is not None:
                 following = None if video.is_camera else next(frames, None)
                 index, frame = item

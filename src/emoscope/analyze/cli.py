@@ -324,7 +324,7 @@ def run_webcam(args) -> int:
     tracker = analyzer.new_tracker(video.fps)
     rows, t_last, fps = [], time.perf_counter(), 0.0
     window = not args.no_window
-    frames = analyzer.iter_video(video, tracker=tracker, progress=False)
+    frames = analyzer.iter_video(video, tracker=tracker, progress=False, live=True)
     try:
         while True:
             t0 = time.perf_counter()
