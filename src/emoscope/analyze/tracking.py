@@ -152,8 +152,8 @@ class Tracker:
     def due(self, track: Track, presumed: int | None, frame: int) -> bool:
         """Whether a face that joined `track` in `frame` is read by the classifier there: unless it
         was presumed to be that track before matching (`presume`, or the id it was re-detected
-        for) and the track was read fewer than `classify_every` frames before."""
-        return presumed != track.id or frame - track.read_frame >= self.classify_every
+        for) and the track was read in one of the `classify_every` - 1 frames before."""
+        return presumed != track.id or not 0 < frame - track.read_frame < self.classify_every
 
     # -- matching ---------------------------------------------------------------------------------
     def presume(self, frame: int, boxes: list, known: list) -> list:
