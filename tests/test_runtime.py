@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import REPO, int8_weight_range, shared_path
 from emoscope.analyze import Analyzer, Tracker
-from emoscope.analyze.analyzer import FRAMES_PER_READ
+from emoscope.analyze.analyzer import FRAMES_PER_READ, frames_per_read
 from emoscope.analyze.tracking import MIN_TRACK_FRAMES
 from emoscope.analyze.video import VideoReader
 from emoscope.labels import EXPRESSIONS
@@ -474,3 +474,8 @@ def test_live_video_yields_each_frame_as_it_is_analysed(samples, yunet):
         index, _, _, faces = next(frames)
         assert index == 0 and faces and video.taken == taken
         frames.close()
+
+
+def test_larger_frames_are_read_fewer_at_a_time():
+    sides = ((480, 640), (720, 1280), (1080, 1920), (2160, 3840))
+    assert [frames_per_read(np.empty((h, w, 3), np.uint8)) for h, w in sides] == [FRAMES_PER_READ, FRAMES_PER_READ, 3, 1]

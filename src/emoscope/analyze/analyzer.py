@@ -65,8 +65,15 @@ THUMBNAIL_SIDE = 64
 # time and their faces read by the classifier in one batch: 2.9 ms a face against 4.0 one at a
 # time (the default model on 2 threads, a 2-core AMD Zen 2). Cameras and streams read each frame
 # as it comes, and so do files with the mesh on, whose landmarker thread measures the next
-# frame's faces while this one's are read.
+# frame's faces while this one's are read. Larger frames are read fewer at a time, so the frames
+# held for reading together stay within READ_PIXELS (1280x720: 8, 1920x1080: 3, 4K: 1).
 FRAMES_PER_READ = 8
+READ_PIXELS = FRAMES_PER_READ * 1280 * 720
+
+
+def frames_per_read(frame: np.ndarray) -> int:
+    """How many of a file's frames of this size are read together."""
+    return max(1, min(FRAMES_PER_READ, READ_PIXELS // (frame.shape[0] * frame.shape[1])))
 ROWS_PER_PART = 2000  # timeline rows gathered as dicts before they become a DataFrame part
 
 
@@ -426,7 +433,7 @@ class Analyzer:
         camera index or open `VideoReader` (which then brings its own `every` and `max_frames`).
         Faces carry stable `track_id`s; their probabilities are temporally smoothed. A truncated
         file warns and yields what could be read. `live`: each frame is yielded as soon as it is
-        analysed (a window on a file or stream; cameras always are), not FRAMES_PER_READ at a time."""
+        analysed (a window on a file or stream; cameras always are), not `frames_per_read` at a time."""
         video = source if isinstance(source, VideoReader) else VideoReader(source, every, max_frames)
         tracker = tracker or self.new_tracker(video.fps, video.every)
         bar = None
@@ -437,11 +444,11 @@ class Analyzer:
         try:
             # the tracker counts analysed frames (its gaps, velocities and detection schedule are
             # in those), whatever `every` skips between them; a file's next frame is taken one
-            # step early, for measuring its meshes ahead, and its frames are read FRAMES_PER_READ
-            # at a time (a camera's are not: that would add latency)
+            # step early, for measuring its meshes ahead, and its frames are read several at a
+            # time (`frames_per_read`; a camera's are not: that would add latency)
             frames = iter(video)
             item, step, located = next(frames, None), 0, []
-            per_read = 1 if live or self.landmarker is not None else FRAMES_PER_READ
+            per_read = 1 if live or self.landmarker is not None or item is None else frames_per_read(item[1])
             while item is not None:
                 following = None if video.is_camera else next(frames, None)
                 index, frame = item
