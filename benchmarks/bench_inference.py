@@ -44,7 +44,8 @@ LANDMARKER = os.environ.get("EMOSCOPE_LANDMARKER_MODEL") or os.path.join(SHARED,
 
 def classifier_rate(model: str | None, threads: int, batch: int = 256, rounds: int = 24) -> float:
     clf = ExpressionClassifier(model, threads)
-    crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    shape = (batch, *clf.meta.input_size) + ((3,) if clf.meta.color == "rgb" else ())  # the model's own input
+    crops = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     clf.predict(crops)
     t = time.perf_counter()
     for _ in range(rounds):
