@@ -456,8 +456,9 @@ def test_a_files_frames_read_together_match_reading_each_frame(samples, yunet, c
 
 
 def test_live_video_yields_each_frame_as_it_is_analysed(samples, yunet):
-    """A file's first faces come after FRAMES_PER_READ frames are located (and the next one taken
-    early); `live=True` (a window on a file or stream) yields each frame as soon as it is analysed."""
+    """A file's first faces come after the next FRAMES_PER_READ frames are located too (read while
+    the first ones are finished; and the next one taken early); `live=True` (a window on a file or
+    stream) yields each frame as soon as it is analysed."""
     class Counted(VideoReader):
         taken = 0
 
@@ -468,7 +469,7 @@ def test_live_video_yields_each_frame_as_it_is_analysed(samples, yunet):
 
     a = Analyzer(detector_model=yunet, threads=1)
     clip = os.path.join(samples, "facerec_short_hamilton_clip.mp4")
-    for live, taken in ((False, FRAMES_PER_READ + 1), (True, 2)):
+    for live, taken in ((False, 2 * FRAMES_PER_READ + 1), (True, 2)):
         video = Counted(clip, max_frames=20)
         frames = a.iter_video(video, progress=False, live=live)
         index, _, _, faces = next(frames)

@@ -63,10 +63,12 @@ LOCAL_SIDE = 96
 THUMBNAIL_SIDE = 64
 # A file's frames are located (faces found, measured and matched to tracks) FRAMES_PER_READ at a
 # time and their faces read by the classifier in one batch: 2.9 ms a face against 4.0 one at a
-# time (the default model on 2 threads, a 2-core AMD Zen 2). Cameras and streams read each frame
-# as it comes, and so do files with the mesh on, whose landmarker thread measures the next
-# frame's faces while this one's are read. Larger frames are read fewer at a time, so the frames
-# held for reading together stay within READ_PIXELS (1280x720: 8, 1920x1080: 3, 4K: 1).
+# time (the default model on 2 threads, a 2-core AMD Zen 2); the batch is read on the worker
+# thread while the next frames are located (177 against 160 FPS, one face at 640x480). Cameras and
+# streams read each frame as it comes, and so do files with the mesh on, whose landmarker thread
+# measures the next frame's faces while this one's are read. Larger frames are read fewer at a
+# time, so the frames of a batch stay within READ_PIXELS (1280x720: 8, 1920x1080: 3, 4K: 1) and
+# those held, the batch being read and the one being located, within twice that.
 FRAMES_PER_READ = 8
 READ_PIXELS = FRAMES_PER_READ * 1280 * 720
 
@@ -117,7 +119,11 @@ class Analyzer:
         self.classifier = ExpressionClassifier(model, max(1, (threads or os.cpu_count() or 1) - 1) if mesh else threads,
                                                flip_tta, align)
         yunet = detector == "yunet"
-        kw = {"score_threshold": min_score, "max_side": detect_max_side, "threads": threads} if yunet else {}
+        # up to 640 px YuNet is as fast on one thread as on two (8.1 against 9.1 ms a 1280x720 frame,
+        # the 2-core host), and a second one competes with the classifier reading a file's frames
+        # meanwhile (181 against 171 FPS); at 1280 px two threads pay (26 against 33 ms)
+        kw = {"score_threshold": min_score, "max_side": detect_max_side,
+              "threads": 1 if detect_max_side <= DETECT_MAX_SIDE else threads} if yunet else {}
         self.detector = create_detector(detector, detector_model, **kw)
         # a second YuNet with a fixed small input for the windows around tracked faces (one thread:
         # more only add synchronisation at 96 px, 0.60 against 0.41 ms)
@@ -131,7 +137,7 @@ class Analyzer:
         # (6.2 ms a face against 7.4 with two, measured on the 2-core host)
         self.landmarker = Landmarker(mesh_model, threads=1) if mesh else None
         self.seed_mesh = seed_mesh
-        self._mesh_thread: ThreadPoolExecutor | None = None
+        self._thread: ThreadPoolExecutor | None = None
         # The model's own valence thresholds (fitted on real faces at export), else the defaults.
         self.valence_rule = ValenceRule.from_dict(self.classifier.meta.extra.get("valence"))
         # Where the mesh is measured, the model's blendshape expert (if it has one) reads the
@@ -321,7 +327,7 @@ class Analyzer:
             seeds = self._mesh_seeds(tracker, index) if meshing and self.seed_mesh and not cut else {}
             seeded_meshes = None
         # meshes are measured on one core (the landmarker's thread) while the other detects
-        worker = self._mesh_worker() if meshing else None
+        worker = self._worker() if meshing else None
         if seeds and seeded_meshes is None:
             seeded_meshes = worker.submit(self._measure, frame, list(seeds.values()), mesh)
         found, found_ids = self._detect_tracked(frame, tracker, index, cut, seeds)
@@ -350,10 +356,17 @@ class Analyzer:
                                          worker.submit(self._measure, upcoming, list(following.values()), mesh))
         return LocatedFrame(frame, dets, tracks, read, measures)
 
-    def _read_frames(self, tracker: Tracker, located: list[LocatedFrame]) -> list[list[Face]]:
+    @staticmethod
+    def _due(located: list[LocatedFrame]) -> list[tuple[np.ndarray, Detection]]:
+        """The faces of located frames that the classifier reads, in order."""
+        return [(loc.frame, d) for loc in located for d, r in zip(loc.dets, loc.read) if r]
+
+    def _read_frames(self, tracker: Tracker, located: list[LocatedFrame],
+                     readings: tuple[np.ndarray, np.ndarray | None] | None = None) -> list[list[Face]]:
         """The faces of located frames (in the order they were located): those due for reading
-        read by the classifier, all frames' in one batch, then each frame finished in turn."""
-        probs, gender = self._classify([(loc.frame, d) for loc in located for d, r in zip(loc.dets, loc.read) if r])
+        read by the classifier, all frames' in one batch (unless `readings` brings that batch's
+        result, `_classify` of `_due(located)`), then each frame finished in turn."""
+        probs, gender = readings if readings is not None else self._classify(self._due(located))
         faces, start = [], 0
         for loc in located:
             end = start + sum(loc.read)
@@ -380,11 +393,13 @@ class Analyzer:
                                 loc.measures[i] if loc.measures else None, t.id, fused[i], r)
                 for i, (d, t, r) in enumerate(zip(loc.dets, loc.tracks, loc.read))]
 
-    def _mesh_worker(self) -> ThreadPoolExecutor:
-        """One thread for the face landmarker, started on first use."""
-        if self._mesh_thread is None:
-            self._mesh_thread = ThreadPoolExecutor(1, thread_name_prefix="emoscope-mesh")
-        return self._mesh_thread
+    def _worker(self) -> ThreadPoolExecutor:
+        """One thread beside the caller's, started on first use: with the mesh on it measures
+        faces with the landmarker; without it, the classifier reads a file's located frames there
+        while the next ones are located."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="emoscope-worker")
+        return self._thread
 
     def _redetect_lost(self, frame, tracker, index, dets, known, seeded, measures):
         """Faces found from their previous mesh whose new mesh lost them: re-detected in their
@@ -445,22 +460,35 @@ class Analyzer:
             # the tracker counts analysed frames (its gaps, velocities and detection schedule are
             # in those), whatever `every` skips between them; a file's next frame is taken one
             # step early, for measuring its meshes ahead, and its frames are read several at a
-            # time (`frames_per_read`; a camera's are not: that would add latency)
+            # time (`frames_per_read`; a camera's are not: that would add latency), each group read
+            # by the classifier on the worker thread while the next group is located
             frames = iter(video)
-            item, step, located = next(frames, None), 0, []
+            item, step, located, reading = next(frames, None), 0, [], None
             per_read = 1 if live or self.landmarker is not None or item is None else frames_per_read(item[1])
+
+            def finish(group, readings=None):
+                faces = self._read_frames(tracker, [loc for _, loc in group], readings)
+                for (i, loc), fs in zip(group, faces):
+                    yield i, i / video.fps, loc.frame, fs
+                if bar is not None:
+                    bar.update(video.frames_read - bar.n)
+
             while item is not None:
                 following = None if video.is_camera else next(frames, None)
                 index, frame = item
                 located.append((index, self._locate(frame, tracker, step, None,
                                                     None if following is None else following[1])))
-                if len(located) == per_read or following is None:
-                    for (i, loc), faces in zip(located, self._read_frames(tracker, [loc for _, loc in located])):
-                        yield i, i / video.fps, loc.frame, faces
+                if per_read == 1:
+                    yield from finish(located)
                     located = []
-                    if bar is not None:
-                        bar.update(video.frames_read - bar.n)
+                elif len(located) == per_read or following is None:
+                    ahead = located, self._worker().submit(self._classify, self._due([loc for _, loc in located]))
+                    if reading is not None:
+                        yield from finish(reading[0], reading[1].result())
+                    reading, located = ahead, []
                 item, step = next(frames, None) if video.is_camera else following, step + 1
+            if reading is not None:
+                yield from finish(reading[0], reading[1].result())
         finally:
             tracker.meshing_ahead = None  # a frame measured ahead that will not come
             video.close()
