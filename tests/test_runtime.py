@@ -456,9 +456,9 @@ def test_a_files_frames_read_together_match_reading_each_frame(samples, yunet, c
 
 
 def test_live_video_yields_each_frame_as_it_is_analysed(samples, yunet):
-    """A file's first faces come after the next FRAMES_PER_READ frames are located too (read while
-    the first ones are finished; and the next one taken early); `live=True` (a window on a file or
-    stream) yields each frame as soon as it is analysed."""
+    """A file's first faces come after two batches of FRAMES_PER_READ frames are located (the first
+    is read while the second is located; and the next frame is taken early); `live=True` (a window
+    on a file or stream) yields each frame as soon as it is analysed."""
     class Counted(VideoReader):
         taken = 0
 
