@@ -13,10 +13,7 @@ cand=$1; out=$2
 shared=${EMOSCOPE_SHARED:-../shared}
 mkdir -p "$out"
 shipped=src/emoscope/assets/expression-int8.onnx
-keep() {  # keep FILE COMMAND...: run COMMAND into FILE unless FILE holds a result already
-  local file=$1; shift
-  [ -s "$file" ] || { "$@" > "$file.tmp" && mv "$file.tmp" "$file"; }
-}
+. "$(dirname "$0")/keep.sh"
 for name in shipped candidate; do
   model=$shipped; against=(); [ $name = candidate ] && { model=$cand; against=(--against "$shipped"); }
   keep "$out/$name.ferplus-test.json" .venv/bin/emoscope evaluate --model "$model" "${against[@]}" \

@@ -10,10 +10,7 @@ set -euo pipefail
 model=$1; name=$2; out=$3
 shared=${EMOSCOPE_SHARED:-../shared}
 mkdir -p "$out"
-keep() {  # keep FILE COMMAND...: run COMMAND into FILE unless FILE holds a result already
-  local file=$1; shift
-  [ -s "$file" ] || { "$@" > "$file.tmp" && mv "$file.tmp" "$file"; }
-}
+. "$(dirname "$0")/keep.sh"
 fer=(--model "$model" --data "$shared/datasets/fer2013.zip" --labels ferplus --split val)
 keep "$out/$name.ferplus-val-flip.json" .venv/bin/emoscope evaluate "${fer[@]}" --tta flip
 keep "$out/$name.web-val-pipeline.json" .venv/bin/emoscope evaluate --pipeline --model "$model" \
